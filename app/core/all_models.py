@@ -1,0 +1,29 @@
+"""Imports every domain's models so `Base.metadata` knows the whole schema (Alembic, tests)."""
+
+from app.agents.models import Agent, AgentKnowledgeSource, AgentQuickTask, OrganizationAgent
+from app.conversations.models import Conversation, Message, MessageFile
+from app.core.models import Base
+from app.files.models import File
+from app.knowledge.models import Embedding
+from app.organizations.models import Membership, Organization
+from app.runs.models import AgentState
+from app.users.models import User
+from app.webhooks.models import WebhookEvent
+
+__all__ = [
+    "Agent",
+    "AgentKnowledgeSource",
+    "AgentQuickTask",
+    "AgentState",
+    "Base",
+    "Conversation",
+    "Embedding",
+    "File",
+    "Membership",
+    "Message",
+    "MessageFile",
+    "Organization",
+    "OrganizationAgent",
+    "User",
+    "WebhookEvent",
+]

@@ -1,0 +1,82 @@
+"""Engine, the one-session-per-request dependency, and the tenant context for row-level security.
+
+The application connects as a role that is neither superuser nor table owner, so PostgreSQL's
+row-level security applies to every query; `set_tenant` tells the policies which organization
+(and user) the current transaction acts for. Nothing is set by default, so a query that runs
+before the tenant is known sees no tenant rows at all.
+"""
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.core.settings import Settings
+
+
+def create_engine(url: str, settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        # A database that restarted under us leaves dead connections in the pool; pre-ping
+        # replaces them, so only requests in flight during the restart fail.
+        pool_pre_ping=True,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout_seconds,
+        connect_args={
+            "server_settings": {
+                "application_name": "ajc",
+                "statement_timeout": str(settings.database_statement_timeout_ms),
+            },
+            "timeout": settings.database_pool_timeout_seconds,
+        },
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def set_tenant(
+    session: AsyncSession, organization_id: uuid.UUID | None, user_id: uuid.UUID | None = None
+) -> None:
+    """Scope the session's current transaction to one organization (and user).
+
+    `set_config(..., true)` is transaction-local: it cannot leak to the next request that
+    reuses the pooled connection.
+    """
+    await session.execute(
+        text("SELECT set_config('app.org_id', :org, true), set_config('app.user_id', :user, true)"),
+        {
+            "org": str(organization_id) if organization_id else "",
+            "user": str(user_id) if user_id else "",
+        },
+    )
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session, one transaction per request; the only place that commits.
+
+    Declared with scope="function" (see `SessionDep`) so the commit happens before the
+    response is sent: a client never sees a 2xx for something that did not commit.
+    """
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -1,0 +1,39 @@
+"""Row-level security: the SQL that migrations apply to tenant tables.
+
+Policies read the tenant from `app.org_id` (and `app.user_id`), which `app.core.db.set_tenant`
+sets at the start of each transaction. Unset, they are '' and match no row. FORCE makes the
+policies apply to the table owner too, so even a service misconfigured to connect as the owner
+stays inside one tenant; maintenance that must span tenants (migrations, `ajc seed`) runs as
+an owner role with BYPASSRLS, or sets the tenant per organization like the jobs do.
+"""
+
+CURRENT_ORGANIZATION = "NULLIF(current_setting('app.org_id', true), '')::uuid"
+CURRENT_USER_ID = "NULLIF(current_setting('app.user_id', true), '')::uuid"
+
+
+def force_row_level_security(table: str) -> list[str]:
+    return [
+        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
+    ]
+
+
+def tenant_isolation(table: str) -> list[str]:
+    """The policy of every table with `organization_id`: read and write one tenant only."""
+    return [
+        *force_row_level_security(table),
+        f"CREATE POLICY tenant_isolation ON {table} "
+        f"USING (organization_id = {CURRENT_ORGANIZATION}) "
+        f"WITH CHECK (organization_id = {CURRENT_ORGANIZATION})",
+    ]
+
+
+def grant_app_access(app_role: str) -> list[str]:
+    """The application role reads and writes rows, never the schema; it reads the migration
+    version (for /readyz) but cannot change it."""
+    role = '"' + app_role.replace('"', '""') + '"'
+    return [
+        f"GRANT USAGE ON SCHEMA public TO {role}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+        f"REVOKE INSERT, UPDATE, DELETE ON alembic_version FROM {role}",
+    ]

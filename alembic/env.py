@@ -5,11 +5,11 @@ the command when DATABASE_URL is unset."""
 import asyncio
 from contextlib import ExitStack
 
-from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from alembic import context
 from app.core.all_models import Base
 from app.core.embedded import open_database
 from app.core.settings import get_settings
@@ -19,10 +19,8 @@ target_metadata = Base.metadata
 
 
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
-    # procrastinate's tables are created by its own schema migration, not by our models.
-    if type_ == "table" and name is not None and name.startswith("procrastinate_"):
-        return False
-    return True
+    # procrastinate's tables come from its own schema migration, not from our models.
+    return not (type_ == "table" and name is not None and name.startswith("procrastinate_"))
 
 
 def run_with(connection: Connection) -> None:

@@ -25,9 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.embedded_database:
                 # The embedded default migrates itself; a real deployment runs `ajc migrate`
                 # once per release (the one-shot service in docker-compose.yml).
-                await asyncio.to_thread(
-                    migrations.upgrade, urls.owner, settings.database_app_role
-                )
+                await asyncio.to_thread(migrations.upgrade, urls.owner, settings.database_app_role)
             engine = create_engine(urls.app, settings)
             stack.push_async_callback(engine.dispose)
             app.state.settings = settings

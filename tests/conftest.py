@@ -28,7 +28,7 @@ TEST_CLUSTER = Path(os.environ.get("TEST_POSTGRES_DIR", ".data/test-postgres"))
 
 
 @dataclass(frozen=True)
-class TestDatabase:
+class DatabaseUnderTest:
     server: EmbeddedPostgres
     roles: Roles
 
@@ -51,18 +51,19 @@ class TestDatabase:
             "database_app_role": self.roles.app,
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        # model_validate, not Settings(): the tests' settings ignore the environment and .env.
+        return Settings.model_validate(values)
 
 
 @pytest.fixture(scope="session")
-def test_database() -> Iterator[TestDatabase]:
+def test_database() -> Iterator[DatabaseUnderTest]:
     server = EmbeddedPostgres(TEST_CLUSTER)
     server.start()
     roles = Roles(database=f"ajc_test_{os.getpid()}", owner="ajc_owner", app="ajc_app")
     try:
         server.drop_database(roles.database)
         server.bootstrap(roles)
-        database = TestDatabase(server=server, roles=roles)
+        database = DatabaseUnderTest(server=server, roles=roles)
         migrations.upgrade(database.owner_url, roles.app)
         yield database
         server.drop_database(roles.database)
@@ -71,7 +72,7 @@ def test_database() -> Iterator[TestDatabase]:
 
 
 @pytest.fixture(scope="session")
-async def app_engine(test_database: TestDatabase) -> AsyncIterator[AsyncEngine]:
+async def app_engine(test_database: DatabaseUnderTest) -> AsyncIterator[AsyncEngine]:
     engine = create_async_engine(test_database.app_url)
     yield engine
     await engine.dispose()
@@ -96,7 +97,7 @@ async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
 
 
 @pytest.fixture
-def settings(test_database: TestDatabase) -> Settings:
+def settings(test_database: DatabaseUnderTest) -> Settings:
     return test_database.settings()
 
 

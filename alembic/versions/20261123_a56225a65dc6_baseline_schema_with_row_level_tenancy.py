@@ -15,10 +15,10 @@ Create Date: 2026-11-23 14:41:03.327249
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import context, op
 from pgvector.sqlalchemy import Vector
 from sqlalchemy.dialects import postgresql
 
+from alembic import context, op
 from app.core.rls import (
     CURRENT_ORGANIZATION,
     CURRENT_USER_ID,
@@ -53,9 +53,7 @@ def upgrade() -> None:
     op.execute("CREATE EXTENSION IF NOT EXISTS vector")
     op.create_table(
         "organizations",
-        sa.Column(
-            "id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("clerk_id", sa.String(length=64), nullable=False),
         sa.Column("name", sa.Text(), server_default="", nullable=False),
         sa.Column("slug", sa.Text(), nullable=True),
@@ -79,9 +77,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "users",
-        sa.Column(
-            "id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("clerk_id", sa.String(length=64), nullable=False),
         sa.Column("email", sa.Text(), nullable=True),
         sa.Column("first_name", sa.Text(), nullable=True),
@@ -106,9 +102,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "webhook_events",
-        sa.Column(
-            "id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("svix_id", sa.Text(), nullable=False),
         sa.Column("event_type", sa.Text(), nullable=False),
         sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
@@ -119,9 +113,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column(
-            "outcome", sa.String(length=16), server_default="pending", nullable=False
-        ),
+        sa.Column("outcome", sa.String(length=16), server_default="pending", nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column(
             "created_at",
@@ -150,9 +142,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "agents",
-        sa.Column(
-            "id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("owner_organization_id", sa.Uuid(), nullable=True),
         sa.Column("slug", sa.String(length=64), nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
@@ -182,9 +172,7 @@ def upgrade() -> None:
             server_default="[]",
             nullable=False,
         ),
-        sa.Column(
-            "visibility", sa.String(length=16), server_default="private", nullable=False
-        ),
+        sa.Column("visibility", sa.String(length=16), server_default="private", nullable=False),
         sa.Column("created_by_user_id", sa.Uuid(), nullable=True),
         sa.Column(
             "created_at",
@@ -198,9 +186,7 @@ def upgrade() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.CheckConstraint(
-            "slug ~ '^[a-z0-9][a-z0-9-]*$'", name=op.f("ck_agents_slug_format")
-        ),
+        sa.CheckConstraint("slug ~ '^[a-z0-9][a-z0-9-]*$'", name=op.f("ck_agents_slug_format")),
         sa.CheckConstraint(
             "visibility IN ('public', 'private', 'hidden')",
             name=op.f("ck_agents_visibility"),
@@ -227,9 +213,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "memberships",
-        sa.Column(
-            "id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("organization_id", sa.Uuid(), nullable=False),
         sa.Column("user_id", sa.Uuid(), nullable=False),
         sa.Column("role", sa.String(length=16), nullable=False),
@@ -247,9 +231,7 @@ def upgrade() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.CheckConstraint(
-            "role IN ('admin', 'member')", name=op.f("ck_memberships_role")
-        ),
+        sa.CheckConstraint("role IN ('admin', 'member')", name=op.f("ck_memberships_role")),
         sa.ForeignKeyConstraint(
             ["organization_id"],
             ["organizations.id"],
@@ -270,14 +252,10 @@ def upgrade() -> None:
             name=op.f("uq_memberships_organization_id_user_id"),
         ),
     )
-    op.create_index(
-        op.f("ix_memberships_user_id"), "memberships", ["user_id"], unique=False
-    )
+    op.create_index(op.f("ix_memberships_user_id"), "memberships", ["user_id"], unique=False)
     op.create_table(
         "agent_knowledge_sources",
-        sa.Column(
-            "id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("organization_id", sa.Uuid(), nullable=False),
         sa.Column("agent_id", sa.Uuid(), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
@@ -288,9 +266,7 @@ def upgrade() -> None:
         sa.Column("media_type", sa.Text(), nullable=True),
         sa.Column("size_bytes", sa.Integer(), nullable=True),
         sa.Column("sha256", sa.String(length=64), nullable=True),
-        sa.Column(
-            "status", sa.String(length=16), server_default="pending", nullable=False
-        ),
+        sa.Column("status", sa.String(length=16), server_default="pending", nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("chunk_count", sa.Integer(), server_default="0", nullable=False),
         sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=True),
@@ -351,9 +327,7 @@ def upgrade() -> None:
             "id",
             name=op.f("uq_agent_knowledge_sources_organization_id_id"),
         ),
-        sa.UniqueConstraint(
-            "storage_path", name=op.f("uq_agent_knowledge_sources_storage_path")
-        ),
+        sa.UniqueConstraint("storage_path", name=op.f("uq_agent_knowledge_sources_storage_path")),
     )
     op.create_index(
         op.f("ix_agent_knowledge_sources_agent_id"),
@@ -369,9 +343,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "agent_quick_tasks",
-        sa.Column(
-            "id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("organization_id", sa.Uuid(), nullable=False),
         sa.Column("agent_id", sa.Uuid(), nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
@@ -452,16 +424,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "conversations",
-        sa.Column(
-            "id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("organization_id", sa.Uuid(), nullable=False),
         sa.Column("user_id", sa.Uuid(), nullable=False),
         sa.Column("agent_id", sa.Uuid(), nullable=False),
         sa.Column("title", sa.Text(), server_default="", nullable=False),
-        sa.Column(
-            "visibility", sa.String(length=16), server_default="private", nullable=False
-        ),
+        sa.Column("visibility", sa.String(length=16), server_default="private", nullable=False),
         sa.Column(
             "last_activity_at",
             sa.DateTime(timezone=True),
@@ -507,9 +475,7 @@ def upgrade() -> None:
             "organization_id", "id", name=op.f("uq_conversations_organization_id_id")
         ),
     )
-    op.create_index(
-        op.f("ix_conversations_agent_id"), "conversations", ["agent_id"], unique=False
-    )
+    op.create_index(op.f("ix_conversations_agent_id"), "conversations", ["agent_id"], unique=False)
     op.create_index(
         op.f("ix_conversations_organization_id_last_activity_at"),
         "conversations",
@@ -522,14 +488,10 @@ def upgrade() -> None:
         ["organization_id", "user_id", "last_activity_at", "id"],
         unique=False,
     )
-    op.create_index(
-        op.f("ix_conversations_user_id"), "conversations", ["user_id"], unique=False
-    )
+    op.create_index(op.f("ix_conversations_user_id"), "conversations", ["user_id"], unique=False)
     op.create_table(
         "organization_agents",
-        sa.Column(
-            "id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("organization_id", sa.Uuid(), nullable=False),
         sa.Column("agent_id", sa.Uuid(), nullable=False),
         sa.Column("granted_by_user_id", sa.Uuid(), nullable=True),
@@ -578,9 +540,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "agent_states",
-        sa.Column(
-            "id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("organization_id", sa.Uuid(), nullable=False),
         sa.Column("user_id", sa.Uuid(), nullable=False),
         sa.Column("agent_id", sa.Uuid(), nullable=False),
@@ -604,9 +564,7 @@ def upgrade() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.CheckConstraint(
-            "version > 0", name=op.f("ck_agent_states_version_positive")
-        ),
+        sa.CheckConstraint("version > 0", name=op.f("ck_agent_states_version_positive")),
         sa.ForeignKeyConstraint(
             ["agent_id"],
             ["agents.id"],
@@ -637,23 +595,15 @@ def upgrade() -> None:
             "user_id",
             "agent_id",
             "conversation_id",
-            name=op.f(
-                "uq_agent_states_organization_id_user_id_agent_id_conversation_id"
-            ),
+            name=op.f("uq_agent_states_organization_id_user_id_agent_id_conversation_id"),
             postgresql_nulls_not_distinct=True,
         ),
     )
-    op.create_index(
-        op.f("ix_agent_states_agent_id"), "agent_states", ["agent_id"], unique=False
-    )
-    op.create_index(
-        op.f("ix_agent_states_user_id"), "agent_states", ["user_id"], unique=False
-    )
+    op.create_index(op.f("ix_agent_states_agent_id"), "agent_states", ["agent_id"], unique=False)
+    op.create_index(op.f("ix_agent_states_user_id"), "agent_states", ["user_id"], unique=False)
     op.create_table(
         "files",
-        sa.Column(
-            "id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("organization_id", sa.Uuid(), nullable=False),
         sa.Column("user_id", sa.Uuid(), nullable=False),
         sa.Column("conversation_id", sa.Uuid(), nullable=False),
@@ -679,9 +629,7 @@ def upgrade() -> None:
             "category IN ('uploads', 'generated', 'attachments')",
             name=op.f("ck_files_category"),
         ),
-        sa.CheckConstraint(
-            "sha256 ~ '^[0-9a-f]{64}$'", name=op.f("ck_files_sha256_format")
-        ),
+        sa.CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name=op.f("ck_files_sha256_format")),
         sa.CheckConstraint("size_bytes >= 0", name=op.f("ck_files_size_not_negative")),
         sa.ForeignKeyConstraint(
             ["organization_id", "conversation_id"],
@@ -708,17 +656,13 @@ def upgrade() -> None:
             "sha256",
             name=op.f("uq_files_organization_id_conversation_id_sha256"),
         ),
-        sa.UniqueConstraint(
-            "organization_id", "id", name=op.f("uq_files_organization_id_id")
-        ),
+        sa.UniqueConstraint("organization_id", "id", name=op.f("uq_files_organization_id_id")),
         sa.UniqueConstraint("storage_path", name=op.f("uq_files_storage_path")),
     )
     op.create_index(op.f("ix_files_user_id"), "files", ["user_id"], unique=False)
     op.create_table(
         "messages",
-        sa.Column(
-            "id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("organization_id", sa.Uuid(), nullable=False),
         sa.Column("conversation_id", sa.Uuid(), nullable=False),
         sa.Column("external_id", sa.Text(), nullable=True),
@@ -731,9 +675,7 @@ def upgrade() -> None:
             server_default="[]",
             nullable=False,
         ),
-        sa.Column(
-            "status", sa.String(length=16), server_default="complete", nullable=False
-        ),
+        sa.Column("status", sa.String(length=16), server_default="complete", nullable=False),
         sa.Column("tool_call_id", sa.Text(), nullable=True),
         sa.Column("model", sa.Text(), nullable=True),
         sa.Column("input_tokens", sa.Integer(), server_default="0", nullable=False),
@@ -783,9 +725,7 @@ def upgrade() -> None:
             "external_id",
             name=op.f("uq_messages_organization_id_conversation_id_external_id"),
         ),
-        sa.UniqueConstraint(
-            "organization_id", "id", name=op.f("uq_messages_organization_id_id")
-        ),
+        sa.UniqueConstraint("organization_id", "id", name=op.f("uq_messages_organization_id_id")),
     )
     op.create_index(
         op.f("ix_messages_organization_id_conversation_id_created_at_id"),
@@ -801,9 +741,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "embeddings",
-        sa.Column(
-            "id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("organization_id", sa.Uuid(), nullable=False),
         sa.Column("agent_id", sa.Uuid(), nullable=True),
         sa.Column("knowledge_source_id", sa.Uuid(), nullable=True),
@@ -838,9 +776,7 @@ def upgrade() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.CheckConstraint(
-            "chunk_index >= 0", name=op.f("ck_embeddings_chunk_index_not_negative")
-        ),
+        sa.CheckConstraint("chunk_index >= 0", name=op.f("ck_embeddings_chunk_index_not_negative")),
         sa.CheckConstraint(
             "file_id IS NULL OR conversation_id IS NOT NULL",
             name=op.f("ck_embeddings_file_has_conversation"),
@@ -878,9 +814,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["organization_id", "knowledge_source_id"],
             ["agent_knowledge_sources.organization_id", "agent_knowledge_sources.id"],
-            name=op.f(
-                "fk_embeddings_organization_id_knowledge_source_id_agent_knowledge_sources"
-            ),
+            name=op.f("fk_embeddings_organization_id_knowledge_source_id_agent_knowledge_sources"),
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
@@ -891,9 +825,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_embeddings")),
     )
-    op.create_index(
-        op.f("ix_embeddings_agent_id"), "embeddings", ["agent_id"], unique=False
-    )
+    op.create_index(op.f("ix_embeddings_agent_id"), "embeddings", ["agent_id"], unique=False)
     op.create_index(
         op.f("ix_embeddings_content_tsv"),
         "embeddings",
@@ -937,9 +869,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "message_files",
-        sa.Column(
-            "id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("organization_id", sa.Uuid(), nullable=False),
         sa.Column("message_id", sa.Uuid(), nullable=False),
         sa.Column("file_id", sa.Uuid(), nullable=False),
@@ -1000,24 +930,18 @@ def upgrade() -> None:
         "CREATE POLICY agents_visible ON agents FOR SELECT USING ("
         f"owner_organization_id IS NULL OR visibility = 'public' OR {OWNER_IS_CURRENT})"
     )
-    op.execute(
-        f"CREATE POLICY agents_insert ON agents FOR INSERT WITH CHECK ({OWNER_IS_CURRENT})"
-    )
+    op.execute(f"CREATE POLICY agents_insert ON agents FOR INSERT WITH CHECK ({OWNER_IS_CURRENT})")
     op.execute(
         "CREATE POLICY agents_update ON agents FOR UPDATE "
         f"USING ({OWNER_IS_CURRENT}) WITH CHECK ({OWNER_IS_CURRENT})"
     )
-    op.execute(
-        f"CREATE POLICY agents_delete ON agents FOR DELETE USING ({OWNER_IS_CURRENT})"
-    )
+    op.execute(f"CREATE POLICY agents_delete ON agents FOR DELETE USING ({OWNER_IS_CURRENT})")
     for statement in grant_app_access(context.config.attributes["app_role"]):
         op.execute(statement)
 
 
 def downgrade() -> None:
-    op.drop_index(
-        op.f("ix_message_files_organization_id_file_id"), table_name="message_files"
-    )
+    op.drop_index(op.f("ix_message_files_organization_id_file_id"), table_name="message_files")
     op.drop_table("message_files")
     op.drop_index(
         op.f("ix_embeddings_organization_id_knowledge_source_id_chunk_index"),
@@ -1027,12 +951,8 @@ def downgrade() -> None:
         op.f("ix_embeddings_organization_id_file_id_chunk_index"),
         table_name="embeddings",
     )
-    op.drop_index(
-        op.f("ix_embeddings_organization_id_conversation_id"), table_name="embeddings"
-    )
-    op.drop_index(
-        op.f("ix_embeddings_organization_id_agent_id"), table_name="embeddings"
-    )
+    op.drop_index(op.f("ix_embeddings_organization_id_conversation_id"), table_name="embeddings")
+    op.drop_index(op.f("ix_embeddings_organization_id_agent_id"), table_name="embeddings")
     op.drop_index("ix_embeddings_hnsw_text_embedding_3_small", table_name="embeddings")
     op.drop_index("ix_embeddings_hnsw_all_minilm_l6_v2", table_name="embeddings")
     op.drop_index(
@@ -1053,9 +973,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_agent_states_user_id"), table_name="agent_states")
     op.drop_index(op.f("ix_agent_states_agent_id"), table_name="agent_states")
     op.drop_table("agent_states")
-    op.drop_index(
-        op.f("ix_organization_agents_agent_id"), table_name="organization_agents"
-    )
+    op.drop_index(op.f("ix_organization_agents_agent_id"), table_name="organization_agents")
     op.drop_table("organization_agents")
     op.drop_index(op.f("ix_conversations_user_id"), table_name="conversations")
     op.drop_index(
@@ -1087,9 +1005,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_memberships_user_id"), table_name="memberships")
     op.drop_table("memberships")
     op.drop_table("agents")
-    op.drop_index(
-        op.f("ix_webhook_events_event_type_received_at"), table_name="webhook_events"
-    )
+    op.drop_index(op.f("ix_webhook_events_event_type_received_at"), table_name="webhook_events")
     op.drop_table("webhook_events")
     op.drop_table("users")
     op.drop_table("organizations")

@@ -51,9 +51,7 @@ class Agent(RecordMixin, Base):
     instructions: Mapped[str] = mapped_column(Text, default="", server_default="")
     # Model name and parameters (temperature, max_tokens, ...); an empty object means the
     # service's default model.
-    model_settings: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, default=dict, server_default="{}"
-    )
+    model_settings: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
     embedding_model: Mapped[str] = mapped_column(
         Text, default="all-MiniLM-L6-v2", server_default="all-MiniLM-L6-v2"
     )
@@ -163,4 +161,3 @@ class AgentQuickTask(TenantMixin, Base):
     created_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
-

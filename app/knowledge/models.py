@@ -63,9 +63,7 @@ class Embedding(TenantMixin, Base):
         CheckConstraint("chunk_index >= 0", name="chunk_index_not_negative"),
     )
 
-    agent_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("agents.id", ondelete="CASCADE")
-    )
+    agent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
     knowledge_source_id: Mapped[uuid.UUID | None]
     file_id: Mapped[uuid.UUID | None]
     conversation_id: Mapped[uuid.UUID | None]

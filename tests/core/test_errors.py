@@ -1,6 +1,9 @@
 """Every error leaves as application/problem+json (RFC 9457) with the request id, never as a
 stack trace."""
 
+from collections.abc import AsyncIterator
+from typing import Any
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -40,10 +43,10 @@ def routes(app: FastAPI) -> None:
     app.add_api_route("/_test/crash", crash, methods=["GET"])
 
 
-def assert_problem(response: httpx.Response, status: int, problem: str) -> dict[str, object]:
+def assert_problem(response: httpx.Response, status: int, problem: str) -> dict[str, Any]:
     assert response.status_code == status
     assert response.headers["content-type"] == PROBLEM
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert body["status"] == status
     assert body["type"] == f"/problems/{problem}"
     assert body["title"]
@@ -109,7 +112,7 @@ async def test_oversized_body_is_a_413_problem(client: httpx.AsyncClient) -> Non
 async def test_oversized_chunked_body_without_length_is_a_413_problem(
     client: httpx.AsyncClient,
 ) -> None:
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         yield b'{"name": "'
         for _ in range(40):
             yield b"x" * 65_536

@@ -1,0 +1,95 @@
+"""/healthz and /readyz, including a database that goes away and comes back under a running
+app: readiness follows it, and requests succeed again without a restart."""
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from app.core import migrations
+from app.core.embedded import EmbeddedPostgres, Roles
+from app.core.settings import Settings
+from app.health.service import check_readiness
+from app.main import create_app
+
+
+async def test_healthz_answers_without_the_database(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_reports_the_migration_head(client: httpx.AsyncClient) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["ready"] is True
+    assert body["migration"] == migrations.head_revision()
+
+
+async def test_openapi_docs_are_served(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/docs")).status_code == 200
+    schema = (await client.get("/openapi.json")).json()
+    assert "/readyz" in schema["paths"]
+
+
+async def test_readyz_is_503_when_the_schema_is_not_at_head(app: FastAPI) -> None:
+    readiness = await check_readiness(app.state.engine, head_revision="a-newer-release")
+    assert readiness.ready is False
+    assert readiness.migration == migrations.head_revision()
+    assert readiness.expected_migration == "a-newer-release"
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[tuple[EmbeddedPostgres, Roles]]:
+    """A cluster of the test's own: it is stopped and started under the app."""
+    server = EmbeddedPostgres(tmp_path / "pg")
+    roles = Roles(database="ajc", owner="ajc_owner", app="ajc_app")
+    server.start()
+    try:
+        server.bootstrap(roles)
+        migrations.upgrade(server.url(roles.owner, roles.database), roles.app)
+        yield server, roles
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def own_client(
+    own_server: tuple[EmbeddedPostgres, Roles],
+) -> AsyncIterator[httpx.AsyncClient]:
+    server, roles = own_server
+    settings = Settings.model_validate(
+        {
+            "app_env": "test",
+            "database_url": server.url(roles.app, roles.database),
+            "database_pool_timeout_seconds": 2,
+        }
+    )
+    app = create_app(settings)
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+async def test_readyz_follows_the_database_down_and_back_up(
+    own_server: tuple[EmbeddedPostgres, Roles], own_client: httpx.AsyncClient
+) -> None:
+    server, _ = own_server
+    assert (await own_client.get("/readyz")).status_code == 200
+
+    server.stop()
+    down = await own_client.get("/readyz")
+    assert down.status_code == 503
+    assert down.json()["database"] == "unreachable"
+    assert (await own_client.get("/healthz")).status_code == 200
+
+    server.start()
+    # The pool still holds connections to the old server: pre-ping replaces them.
+    up = await own_client.get("/readyz")
+    assert up.status_code == 200
+    assert up.json()["ready"] is True

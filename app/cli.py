@@ -1,4 +1,4 @@
-"""`ajc`: serve, migrate, db-url (and, as later issues land, token, seed, ingest, cleanup)."""
+"""`ajc`: serve, worker, migrate, db-url (later issues add token, seed, ingest, cleanup)."""
 
 import argparse
 import sys
@@ -35,6 +35,29 @@ def migrate(settings: Settings, args: argparse.Namespace) -> None:
         migrations.upgrade(urls.owner, settings.database_app_role, args.revision)
 
 
+def worker(settings: Settings, args: argparse.Namespace) -> None:
+    import asyncio
+
+    from app.core.embedded import open_database
+    from app.core.logging import configure_logging
+    from app.jobs.queue import create_job_queue
+
+    configure_logging(settings.log_level)
+
+    async def run(url: str) -> None:
+        queue = create_job_queue(url)
+        async with queue.open_async():
+            # procrastinate's own signal handlers: SIGINT/SIGTERM stop taking jobs and let the
+            # running ones finish.
+            await queue.run_worker_async(
+                concurrency=args.concurrency or settings.worker_concurrency,
+                delete_jobs="successful",
+            )
+
+    with open_database(settings) as urls:
+        asyncio.run(run(urls.app))
+
+
 def db_url(settings: Settings, args: argparse.Namespace) -> None:
     from app.core.embedded import running_embedded_url
 
@@ -66,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_parser = commands.add_parser("migrate", help="apply migrations as the owner role")
     migrate_parser.add_argument("revision", nargs="?", default="head")
     migrate_parser.set_defaults(handler=migrate)
+
+    worker_parser = commands.add_parser("worker", help="run a background job worker")
+    worker_parser.add_argument("--concurrency", type=int)
+    worker_parser.set_defaults(handler=worker)
 
     url_parser = commands.add_parser("db-url", help="print the URL of the database in use")
     url_parser.add_argument("--owner", action="store_true", help="the owner role's URL")

@@ -13,6 +13,8 @@ from app.core.errors import register_error_handlers
 from app.core.middleware import BodyLimitsMiddleware, RequestIdMiddleware
 from app.core.settings import Settings, get_settings
 from app.health.router import router as health_router
+from app.jobs.queue import create_job_queue
+from app.jobs.worker import running_worker
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,9 +30,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await asyncio.to_thread(migrations.upgrade, urls.owner, settings.database_app_role)
             engine = create_engine(urls.app, settings)
             stack.push_async_callback(engine.dispose)
+            job_queue = create_job_queue(urls.app)
+            await stack.enter_async_context(job_queue.open_async())
+            if settings.run_worker_in_process:
+                await stack.enter_async_context(
+                    running_worker(
+                        job_queue,
+                        settings.worker_concurrency,
+                        settings.worker_shutdown_timeout_seconds,
+                    )
+                )
             app.state.settings = settings
             app.state.engine = engine
             app.state.sessionmaker = create_sessionmaker(engine)
+            app.state.job_queue = job_queue
             app.state.head_revision = migrations.head_revision()
             yield
 

@@ -49,6 +49,9 @@ class DatabaseUnderTest:
             "database_url": self.app_url,
             "database_owner_url": self.owner_url,
             "database_app_role": self.roles.app,
+            # Jobs commit on connections of their own; tests that run them make their own
+            # database and worker (tests/jobs).
+            "run_worker_in_process": False,
         }
         values.update(overrides)
         # model_validate, not Settings(): the tests' settings ignore the environment and .env.

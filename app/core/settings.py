@@ -45,6 +45,13 @@ class Settings(BaseSettings):
 
     max_request_body_bytes: int = 1_048_576
 
+    run_worker_in_process: bool = Field(
+        default=True,
+        description="`ajc serve` also runs a job worker; turn off when `ajc worker` runs apart.",
+    )
+    worker_concurrency: int = 4
+    worker_shutdown_timeout_seconds: float = 10.0
+
     @property
     def embedded_database(self) -> bool:
         return self.database_url is None

@@ -1,10 +1,12 @@
 """/healthz and /readyz, including a database that goes away and comes back under a running
 app: readiness follows it, and requests succeed again without a restart."""
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
+import procrastinate
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
@@ -13,6 +15,7 @@ from app.core import migrations
 from app.core.embedded import EmbeddedPostgres, Roles
 from app.core.settings import Settings
 from app.health.service import check_readiness
+from app.jobs import queue
 from app.main import create_app
 
 
@@ -57,20 +60,32 @@ def own_server(tmp_path: Path) -> Iterator[tuple[EmbeddedPostgres, Roles]]:
         server.stop()
 
 
+recorded: list[str] = []
+
+
 @pytest.fixture
 async def own_client(
-    own_server: tuple[EmbeddedPostgres, Roles],
+    own_server: tuple[EmbeddedPostgres, Roles], monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[httpx.AsyncClient]:
+    """The app as `ajc serve` runs it, in-process job worker included."""
     server, roles = own_server
+    probe_jobs = procrastinate.Blueprint()
+
+    @probe_jobs.task(name="record")
+    async def record(item: str) -> None:
+        recorded.append(item)
+
+    monkeypatch.setattr(queue, "TASK_BLUEPRINTS", [("probe", probe_jobs)])
     settings = Settings.model_validate(
         {
             "app_env": "test",
             "database_url": server.url(roles.app, roles.database),
             "database_pool_timeout_seconds": 2,
+            "worker_shutdown_timeout_seconds": 2,
         }
     )
     app = create_app(settings)
-    async with LifespanManager(app):
+    async with LifespanManager(app, shutdown_timeout=30):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
@@ -93,3 +108,19 @@ async def test_readyz_follows_the_database_down_and_back_up(
     up = await own_client.get("/readyz")
     assert up.status_code == 200
     assert up.json()["ready"] is True
+
+
+async def test_the_in_process_worker_recovers_after_a_database_restart(
+    own_server: tuple[EmbeddedPostgres, Roles], own_client: httpx.AsyncClient
+) -> None:
+    server, _ = own_server
+    server.stop()
+    server.start()
+    app = own_client._transport.app  # type: ignore[attr-defined]
+    await app.state.job_queue.configure_task("probe:record").defer_async(item="after restart")
+    # The worker notices its dead connection, restarts, and runs the job: bounded wait.
+    for _ in range(300):
+        if recorded:
+            break
+        await asyncio.sleep(0.1)
+    assert recorded == ["after restart"]

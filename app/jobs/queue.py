@@ -1,0 +1,35 @@
+"""The job queue: procrastinate on the same PostgreSQL.
+
+Domains declare their jobs on a procrastinate `Blueprint` in their own `tasks.py` and list it
+in `TASK_BLUEPRINTS`; `create_job_queue` assembles them into one App. A job takes ids, not
+objects, sets the tenant for each organization it touches, and is safe to run twice.
+
+Workers connect as the application role, like the API: row-level security holds for jobs too.
+`ajc worker` runs one (scale by adding workers on more machines); `ajc serve` runs one in
+process unless RUN_WORKER_IN_PROCESS is off.
+"""
+
+from urllib.parse import urlsplit, urlunsplit
+
+import procrastinate
+
+# (namespace, blueprint) of every domain's jobs; later issues add theirs here.
+TASK_BLUEPRINTS: list[tuple[str, procrastinate.Blueprint]] = []
+
+
+def to_libpq_url(url: str) -> str:
+    """procrastinate speaks psycopg: the same database, in libpq's URL form."""
+    parts = urlsplit(url)
+    query = parts.query.replace("ssl=", "sslmode=")
+    return urlunsplit(("postgresql", parts.netloc, parts.path, query, parts.fragment))
+
+
+def create_job_queue(database_url: str) -> procrastinate.App:
+    queue = procrastinate.App(
+        # procrastinate's pool checks connections at checkout (its default), like the API's
+        # pre-ping: a connection that died with a database restart is replaced.
+        connector=procrastinate.PsycopgConnector(conninfo=to_libpq_url(database_url))
+    )
+    for namespace, blueprint in TASK_BLUEPRINTS:
+        queue.add_tasks_from(blueprint, namespace=namespace)
+    return queue

@@ -2,6 +2,7 @@
 
 Defaults work on a fresh machine: no `DATABASE_URL` means the embedded PostgreSQL under
 `DATA_DIR`. `APP_ENV=production` refuses the development shortcuts (see `_refuse_dev_defaults`).
+The README's configuration table lists these fields; a test keeps the two in step.
 """
 
 from functools import lru_cache
@@ -15,42 +16,66 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    app_env: Literal["development", "test", "production"] = "development"
-    log_level: str = "INFO"
-    host: str = "127.0.0.1"
-    port: int = 8000
+    app_env: Literal["development", "test", "production"] = Field(
+        default="development",
+        description="`production` refuses the development defaults (the embedded database).",
+    )
+    log_level: str = Field(default="INFO", description="Level of the JSON logs on stderr.")
+    host: str = Field(default="127.0.0.1", description="Address `ajc serve` listens on.")
+    port: int = Field(default=8000, description="Port `ajc serve` listens on.")
 
-    data_dir: Path = Path(".data")
+    data_dir: Path = Field(
+        default=Path(".data"), description="Local state: the embedded database, dev keys."
+    )
     embedded_postgres_dir: Path | None = Field(
         default=None,
-        description="Data folder of the embedded PostgreSQL; defaults to DATA_DIR/postgres.",
+        description="Data folder of the embedded PostgreSQL (default: DATA_DIR/postgres).",
     )
-    workspaces_dir: Path = Path("workspaces")
+    embedded_database_name: str = Field(
+        default="ajc", description="Database created in the embedded PostgreSQL."
+    )
+    embedded_owner_role: str = Field(
+        default="ajc_owner", description="Role that owns the embedded schema and migrates it."
+    )
+    workspaces_dir: Path = Field(
+        default=Path("workspaces"), description="Root of the files users upload and runs make."
+    )
 
     database_url: str | None = Field(
         default=None,
-        description="Application role's URL (no superuser, no BYPASSRLS). Unset: embedded.",
+        description="PostgreSQL URL of the application role (no superuser, no BYPASSRLS). "
+        "Unset: the embedded PostgreSQL, started and migrated by the service.",
     )
     database_owner_url: str | None = Field(
         default=None,
-        description="Owner role's URL, used for migrations. Defaults to DATABASE_URL.",
+        description="URL of the schema owner, used by `ajc migrate` (default: DATABASE_URL).",
     )
-    database_app_role: str = "ajc_app"
-    embedded_database_name: str = "ajc"
-    embedded_owner_role: str = "ajc_owner"
-    database_pool_size: int = 10
-    database_max_overflow: int = 10
-    database_pool_timeout_seconds: float = 10.0
-    database_statement_timeout_ms: int = 30_000
+    database_app_role: str = Field(
+        default="ajc_app", description="Role the migrations grant table access to."
+    )
+    database_pool_size: int = Field(default=10, description="Connections kept in the pool.")
+    database_max_overflow: int = Field(
+        default=10, description="Extra connections the pool may open under load."
+    )
+    database_pool_timeout_seconds: float = Field(
+        default=10.0, description="Wait for a pooled connection (and to connect) before failing."
+    )
+    database_statement_timeout_ms: int = Field(
+        default=30_000, description="PostgreSQL statement_timeout of the API's connections."
+    )
 
-    max_request_body_bytes: int = 1_048_576
+    max_request_body_bytes: int = Field(
+        default=1_048_576, description="Largest request body accepted (413 beyond)."
+    )
 
     run_worker_in_process: bool = Field(
         default=True,
         description="`ajc serve` also runs a job worker; turn off when `ajc worker` runs apart.",
     )
-    worker_concurrency: int = 4
-    worker_shutdown_timeout_seconds: float = 10.0
+    worker_concurrency: int = Field(default=4, description="Jobs a worker runs at once.")
+    worker_shutdown_timeout_seconds: float = Field(
+        default=10.0, description="How long shutdown waits for the in-process worker."
+    )
 
     @property
     def embedded_database(self) -> bool:

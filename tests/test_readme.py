@@ -1,0 +1,27 @@
+"""The README is the front door: its settings table and its commands must stay true."""
+
+import re
+from pathlib import Path
+
+from app.cli import build_parser
+from app.core.settings import Settings
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def test_readme_lists_every_setting_with_its_default() -> None:
+    rows = dict(re.findall(r"^\| `([A-Z_]+)` \| (.+?) \|", README, flags=re.MULTILINE))
+    for name, field in Settings.model_fields.items():
+        key = name.upper()
+        assert key in rows, f"{key} is missing from the README's configuration table"
+        expected = "(unset)" if field.default is None else f"`{field.default}`"
+        assert rows[key] == expected, f"{key}: README says {rows[key]}, code says {expected}"
+    assert set(rows) <= {name.upper() for name in Settings.model_fields}
+
+
+def test_readme_commands_exist() -> None:
+    documented = set(re.findall(r"^\| `ajc ([a-z-]+)", README, flags=re.MULTILINE))
+    parser = build_parser()
+    for command in documented:
+        parser.parse_args([command])
+    assert documented >= {"serve", "migrate", "db-url", "worker"}

@@ -9,6 +9,7 @@ test sees what its requests wrote and nothing survives it.
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 from app.core import migrations
-from app.core.db import get_session
+from app.core.db import get_session, unit_of_work
 from app.core.embedded import EmbeddedPostgres, Roles
 from app.core.settings import Settings
 from app.main import create_app
@@ -42,6 +43,19 @@ class DatabaseUnderTest:
     @property
     def owner_url(self) -> str:
         return self.url(self.roles.owner)
+
+    @contextmanager
+    def scratch_database(self, purpose: str) -> Iterator[Roles]:
+        """A database of its own, for tests whose work must commit; dropped afterwards."""
+        roles = Roles(
+            database=f"ajc_{purpose}_{os.getpid()}", owner=self.roles.owner, app=self.roles.app
+        )
+        self.server.drop_database(roles.database)
+        self.server.bootstrap(roles)
+        try:
+            yield roles
+        finally:
+            self.server.drop_database(roles.database)
 
     def settings(self, **overrides: object) -> Settings:
         values: dict[str, object] = {
@@ -110,13 +124,8 @@ async def app(settings: Settings, session: AsyncSession) -> AsyncIterator[FastAP
 
     async def test_session() -> AsyncIterator[AsyncSession]:
         # What get_session does, on the test's transaction: commit releases a savepoint.
-        try:
+        async with unit_of_work(session):
             yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
 
     app.dependency_overrides[get_session] = test_session
     async with LifespanManager(app):

@@ -8,6 +8,7 @@ before the tenant is known sees no tenant rows at all.
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -62,6 +63,18 @@ async def set_tenant(
     )
 
 
+@asynccontextmanager
+async def unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """Commit if the block succeeds, roll back if anything escapes it."""
+    try:
+        yield session
+    except BaseException:
+        await session.rollback()
+        raise
+    else:
+        await session.commit()
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session, one transaction per request; the only place that commits.
 
@@ -69,14 +82,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     response is sent: a client never sees a 2xx for something that did not commit.
     """
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
+    async with sessionmaker() as session, unit_of_work(session):
+        yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

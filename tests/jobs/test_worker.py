@@ -2,29 +2,20 @@
 worker, on a database of the test's own (jobs commit, so they cannot share the rolled-back
 test transaction)."""
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
 from app.core import migrations
-from app.core.embedded import Roles
 from app.jobs.queue import create_job_queue, to_libpq_url
 from tests.conftest import DatabaseUnderTest
 
 
 @pytest.fixture
 def jobs_database(test_database: DatabaseUnderTest) -> Iterator[str]:
-    roles = Roles(
-        database=f"ajc_jobs_{os.getpid()}",
-        owner=test_database.roles.owner,
-        app=test_database.roles.app,
-    )
-    test_database.server.drop_database(roles.database)
-    test_database.server.bootstrap(roles)
-    migrations.upgrade(test_database.url(roles.owner, roles.database), roles.app)
-    yield test_database.url(roles.app, roles.database)
-    test_database.server.drop_database(roles.database)
+    with test_database.scratch_database("jobs") as roles:
+        migrations.upgrade(test_database.url(roles.owner, roles.database), roles.app)
+        yield test_database.url(roles.app, roles.database)
 
 
 async def test_a_deferred_job_runs_in_a_worker_as_the_application_role(

@@ -1,4 +1,4 @@
-"""`ajc`: serve, worker, migrate, db-url (later issues add token, seed, ingest, cleanup)."""
+"""`ajc`: serve, worker, migrate, token, db-url (later issues add seed, ingest, cleanup)."""
 
 import argparse
 import sys
@@ -58,6 +58,23 @@ def worker(settings: Settings, args: argparse.Namespace) -> None:
         asyncio.run(run(urls.app))
 
 
+def token(settings: Settings, args: argparse.Namespace) -> None:
+    from app.core.crypto import DEVELOPMENT_ISSUER, development_key_pair, sign_session_token
+
+    if not settings.development_identity or settings.app_env == "production":
+        raise SystemExit("`ajc token` mints development tokens: Clerk is configured here.")
+    print(
+        sign_session_token(
+            development_key_pair(settings.data_dir).private_pem,
+            issuer=DEVELOPMENT_ISSUER,
+            user_id=args.user,
+            organization_id=args.org,
+            role=args.role,
+            lifetime_seconds=args.minutes * 60,
+        )
+    )
+
+
 def db_url(settings: Settings, args: argparse.Namespace) -> None:
     from app.core.embedded import running_embedded_url
 
@@ -93,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     worker_parser = commands.add_parser("worker", help="run a background job worker")
     worker_parser.add_argument("--concurrency", type=int)
     worker_parser.set_defaults(handler=worker)
+
+    token_parser = commands.add_parser(
+        "token", help="print a development session token the running service accepts"
+    )
+    token_parser.add_argument("--user", required=True, help="Clerk-style user id, user_...")
+    token_parser.add_argument("--org", help="Clerk-style organization id, org_...")
+    token_parser.add_argument("--role", choices=["admin", "member"], default="member")
+    token_parser.add_argument("--minutes", type=int, default=60, help="lifetime")
+    token_parser.set_defaults(handler=token)
 
     url_parser = commands.add_parser("db-url", help="print the URL of the database in use")
     url_parser.add_argument("--owner", action="store_true", help="the owner role's URL")

@@ -4,8 +4,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
+from app.auth.clerk import create_token_verifier
+from app.auth.service import IdentityCache
 from app.core import migrations
 from app.core.db import create_engine, create_sessionmaker
 from app.core.embedded import open_database
@@ -15,9 +18,16 @@ from app.core.settings import Settings, get_settings
 from app.health.router import router as health_router
 from app.jobs.queue import create_job_queue
 from app.jobs.worker import running_worker
+from app.organizations.router import router as organizations_router
+from app.users.router import router as users_router
+from app.webhooks.router import router as webhooks_router
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, http_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """`http_transport` carries the service's outbound HTTP (Clerk's JWKS); tests give one
+    that answers as Clerk does."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -40,7 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         settings.worker_shutdown_timeout_seconds,
                     )
                 )
+            http_client = httpx.AsyncClient(transport=http_transport)
+            stack.push_async_callback(http_client.aclose)
             app.state.settings = settings
+            app.state.token_verifier = create_token_verifier(settings, http_client)
+            app.state.identity_cache = IdentityCache()
             app.state.engine = engine
             app.state.sessionmaker = create_sessionmaker(engine)
             app.state.job_queue = job_queue
@@ -58,4 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitsMiddleware, max_body_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
+    app.include_router(users_router)
+    app.include_router(organizations_router)
+    app.include_router(webhooks_router)
     return app

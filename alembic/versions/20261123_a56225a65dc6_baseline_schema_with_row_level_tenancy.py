@@ -59,7 +59,6 @@ def upgrade() -> None:
         sa.Column("slug", sa.Text(), nullable=True),
         sa.Column("image_url", sa.Text(), nullable=True),
         sa.Column("clerk_updated_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
@@ -84,7 +83,6 @@ def upgrade() -> None:
         sa.Column("last_name", sa.Text(), nullable=True),
         sa.Column("image_url", sa.Text(), nullable=True),
         sa.Column("clerk_updated_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
@@ -105,6 +103,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("svix_id", sa.Text(), nullable=False),
         sa.Column("event_type", sa.Text(), nullable=False),
+        sa.Column("clerk_object_id", sa.Text(), nullable=True),
         sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column(
             "received_at",
@@ -133,6 +132,12 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_events")),
         sa.UniqueConstraint("svix_id", name=op.f("uq_webhook_events_svix_id")),
+    )
+    op.create_index(
+        op.f("ix_webhook_events_clerk_object_id_event_type"),
+        "webhook_events",
+        ["clerk_object_id", "event_type"],
+        unique=False,
     )
     op.create_index(
         op.f("ix_webhook_events_event_type_received_at"),

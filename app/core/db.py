@@ -7,7 +7,7 @@ before the tenant is known sees no tenant rows at all.
 """
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -63,16 +63,27 @@ async def set_tenant(
     )
 
 
+def after_commit(session: AsyncSession, action: Callable[[], None]) -> None:
+    """Run `action` once the session's transaction has committed, never if it rolls back:
+    for effects outside the database (removing files) that must follow the rows they belong
+    to, not precede them."""
+    session.info.setdefault("after_commit", []).append(action)
+
+
 @asynccontextmanager
 async def unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
-    """Commit if the block succeeds, roll back if anything escapes it."""
+    """Commit if the block succeeds, roll back if anything escapes it; then the
+    `after_commit` actions, on success only."""
     try:
         yield session
     except BaseException:
+        session.info.pop("after_commit", None)
         await session.rollback()
         raise
     else:
         await session.commit()
+        for action in session.info.pop("after_commit", []):
+            action()
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -18,7 +18,8 @@ class Settings(BaseSettings):
 
     app_env: Literal["development", "test", "production"] = Field(
         default="development",
-        description="`production` refuses the development defaults (the embedded database).",
+        description="`production` refuses the development defaults (embedded database, "
+        "development identity).",
     )
     log_level: str = Field(default="INFO", description="Level of the JSON logs on stderr.")
     host: str = Field(default="127.0.0.1", description="Address `ajc serve` listens on.")
@@ -77,6 +78,42 @@ class Settings(BaseSettings):
         default=10.0, description="How long shutdown waits for the in-process worker."
     )
 
+    clerk_issuer: str | None = Field(
+        default=None,
+        description="Issuer (`iss`) of Clerk session tokens, e.g. https://clerk.example.com. "
+        "Unset, with no CLERK_JWT_KEY: development identity (keys under DATA_DIR).",
+    )
+    clerk_jwks_url: str | None = Field(
+        default=None, description="Clerk's JWKS (default: CLERK_ISSUER/.well-known/jwks.json)."
+    )
+    clerk_jwt_key: str | None = Field(
+        default=None, description="Clerk's PEM public key: verify tokens without the network."
+    )
+    clerk_authorized_parties: str | None = Field(
+        default=None,
+        description="Comma-separated origins allowed in `azp` (unset: `azp` not checked).",
+    )
+    clerk_webhook_signing_secret: str | None = Field(
+        default=None, description="Svix signing secret (`whsec_...`) of the Clerk webhook."
+    )
+    clerk_jwks_refresh_interval_seconds: float = Field(
+        default=30.0,
+        description="Least time between two JWKS fetches for unknown `kid`s (flood guard).",
+    )
+    clerk_clock_skew_seconds: int = Field(
+        default=5, description="Leeway on `exp` and `nbf` for clock skew."
+    )
+
+    @property
+    def development_identity(self) -> bool:
+        """No Clerk configured: tokens are signed by a key pair generated under DATA_DIR."""
+        return self.clerk_issuer is None and self.clerk_jwt_key is None
+
+    @property
+    def authorized_parties(self) -> list[str]:
+        parties = self.clerk_authorized_parties or ""
+        return [party.strip() for party in parties.split(",") if party.strip()]
+
     @property
     def embedded_database(self) -> bool:
         return self.database_url is None
@@ -87,11 +124,22 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_dev_defaults(self) -> "Settings":
-        if self.app_env == "production" and self.database_url is None:
+        if self.clerk_jwt_key and not self.clerk_issuer:
+            raise ValueError("CLERK_JWT_KEY needs CLERK_ISSUER: tokens are checked against it")
+        if self.app_env != "production":
+            return self
+        if self.database_url is None:
             raise ValueError(
                 "APP_ENV=production needs DATABASE_URL: the embedded PostgreSQL is for "
                 "development and tests only"
             )
+        if self.clerk_issuer is None:
+            raise ValueError(
+                "APP_ENV=production needs CLERK_ISSUER (and CLERK_JWKS_URL or CLERK_JWT_KEY): "
+                "development identity is refused in production"
+            )
+        if not self.clerk_webhook_signing_secret:
+            raise ValueError("APP_ENV=production needs CLERK_WEBHOOK_SIGNING_SECRET")
         return self
 
 

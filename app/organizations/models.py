@@ -12,8 +12,9 @@ class Organization(RecordMixin, Base):
     """An organization mirrored from Clerk.
 
     Not a tenant table itself: it is the directory a verified token is resolved against
-    before any tenant is known, so it has no row-level security. `deleted_at` is a tombstone:
-    a late `organization.updated` webhook must not bring a deleted organization back.
+    before any tenant is known, so it has no row-level security. A deleted organization's row is
+    deleted (its tenant rows cascade); `webhook_events` remembers the deletion, so a late
+    `organization.updated` cannot bring it back.
     """
 
     __tablename__ = "organizations"
@@ -23,7 +24,6 @@ class Organization(RecordMixin, Base):
     slug: Mapped[str | None] = mapped_column(Text)
     image_url: Mapped[str | None] = mapped_column(Text)
     clerk_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class MembershipRole(StrEnum):

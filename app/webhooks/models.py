@@ -23,11 +23,14 @@ class WebhookEvent(RecordMixin, Base):
     __tablename__ = "webhook_events"
     __table_args__ = (
         Index(None, "event_type", "received_at"),
+        # "Was this Clerk object deleted?": the tombstone lookup of late or replayed events.
+        Index(None, "clerk_object_id", "event_type"),
         one_of("outcome", WebhookOutcome),
     )
 
     svix_id: Mapped[str] = mapped_column(Text, unique=True)
     event_type: Mapped[str] = mapped_column(Text)
+    clerk_object_id: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()

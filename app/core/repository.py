@@ -1,0 +1,61 @@
+"""Query helpers shared by the repositories."""
+
+import uuid
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.models import Base
+
+
+async def upsert_if_newer(
+    session: AsyncSession,
+    model: type[Base],
+    conflict_columns: list[str],
+    values: dict[str, Any],
+    version_column: str = "clerk_updated_at",
+) -> uuid.UUID | None:
+    """Insert the row, or update it if `values` is at least as new as what is stored.
+
+    Mirrors of Clerk's objects arrive out of order: an older version must never overwrite a
+    newer one. A NULL stored version (a row provisioned from a token or a stub) is always
+    overwritten. Returns the row's id, or None when the stored row was newer.
+    """
+    table = model.__table__
+    statement = insert(model).values(**values)
+    version = table.c[version_column]
+    update = {
+        name: statement.excluded[name]
+        for name in values
+        if name not in conflict_columns and name != "id"
+    }
+    upsert = statement.on_conflict_do_update(
+        index_elements=conflict_columns,
+        set_={**update, "updated_at": statement.excluded.updated_at},
+        where=or_(version.is_(None), version <= statement.excluded[version_column]),
+    ).returning(table.c.id)
+    result: uuid.UUID | None = await session.scalar(upsert)
+    return result
+
+
+async def insert_or_get_id(
+    session: AsyncSession, model: type[Base], conflict_columns: list[str], values: dict[str, Any]
+) -> uuid.UUID:
+    """Insert the row unless one with the same key exists; the row's id either way. Two
+    concurrent first requests of a new user both end with the same id."""
+    table = model.__table__
+    inserted: uuid.UUID | None = await session.scalar(
+        insert(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=conflict_columns)
+        .returning(table.c.id)
+    )
+    if inserted is not None:
+        return inserted
+    existing: uuid.UUID | None = await session.scalar(
+        select(table.c.id).where(*(table.c[name] == values[name] for name in conflict_columns))
+    )
+    assert existing is not None  # the conflicting row
+    return existing

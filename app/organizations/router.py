@@ -1,0 +1,40 @@
+import uuid
+
+from fastapi import APIRouter, Response, status
+
+from app.agents import service as agents_service
+from app.agents.schemas import AgentGrant
+from app.auth.principal import AdminDep, OrganizationPrincipalDep
+from app.core.db import SessionDep
+
+router = APIRouter(prefix="/organizations/current", tags=["organizations"])
+
+
+@router.get("/agents")
+async def list_organization_agents(
+    session: SessionDep, principal: OrganizationPrincipalDep
+) -> list[AgentGrant]:
+    """The agents the caller's organization may use."""
+    return await agents_service.list_granted_agents(session, principal)
+
+
+@router.put(
+    "/agents/{agent_id}",
+    responses={201: {"model": AgentGrant, "description": "Granted now"}},
+)
+async def grant_organization_agent(
+    agent_id: uuid.UUID, session: SessionDep, principal: AdminDep, response: Response
+) -> AgentGrant:
+    """Let the organization use the agent (admins). Idempotent: 201 when granted now, 200 if
+    it already was."""
+    grant, created = await agents_service.grant_agent_access(session, principal, agent_id)
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return grant
+
+
+@router.delete("/agents/{agent_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_organization_agent(
+    agent_id: uuid.UUID, session: SessionDep, principal: AdminDep
+) -> None:
+    """Stop the organization from using the agent (admins)."""
+    await agents_service.revoke_agent_access(session, principal, agent_id)

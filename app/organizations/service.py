@@ -1,0 +1,83 @@
+"""Organizations and memberships mirrored from Clerk.
+
+Deletion rule (Clerk `organization.deleted`): the organization's row goes, and with it, by the
+foreign keys' cascades and in the same transaction, every tenant row it owns (memberships,
+agents it owns, grants, knowledge, conversations, messages, files' rows, agent states,
+embeddings). Users stay: they may belong to other organizations. Its files on disk are removed
+once the deletion commits.
+"""
+
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.db import set_tenant
+from app.files import service as files_service
+from app.organizations import repository
+from app.organizations.models import MembershipRole, Organization
+
+
+async def get(session: AsyncSession, organization_id: uuid.UUID) -> Organization | None:
+    return await repository.get(session, organization_id)
+
+
+async def find_id(session: AsyncSession, clerk_id: str) -> uuid.UUID | None:
+    return await repository.get_id_by_clerk_id(session, clerk_id)
+
+
+async def provision(session: AsyncSession, clerk_id: str, **fields: Any) -> uuid.UUID:
+    return await repository.insert_stub(session, clerk_id, **fields)
+
+
+async def sync_from_clerk(
+    session: AsyncSession, clerk_id: str, fields: dict[str, Any], clerk_updated_at: datetime
+) -> bool:
+    applied = await repository.upsert_from_clerk(session, clerk_id, fields, clerk_updated_at)
+    return applied is not None
+
+
+async def delete(session: AsyncSession, clerk_id: str, workspaces_dir: Path) -> bool:
+    organization_id = await repository.delete_by_clerk_id(session, clerk_id)
+    if organization_id is None:
+        return False
+    files_service.remove_organization_files_after_commit(session, workspaces_dir, organization_id)
+    return True
+
+
+async def ensure_membership_role(
+    session: AsyncSession, organization_id: uuid.UUID, user_id: uuid.UUID, role: MembershipRole
+) -> None:
+    """Mirror the role a fresh session token states (Clerk's current word on it). The session
+    must act for the organization."""
+    if await repository.get_membership_role(session, organization_id, user_id) != role:
+        await repository.set_membership_role(session, organization_id, user_id, role)
+
+
+async def sync_membership_from_clerk(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    user_id: uuid.UUID,
+    clerk_id: str,
+    role: MembershipRole,
+    clerk_updated_at: datetime,
+) -> None:
+    await set_tenant(session, organization_id, user_id)
+    await repository.upsert_membership_from_clerk(
+        session, organization_id, user_id, clerk_id, role, clerk_updated_at
+    )
+
+
+async def delete_membership(
+    session: AsyncSession, organization_id: uuid.UUID, user_id: uuid.UUID
+) -> None:
+    await set_tenant(session, organization_id, user_id)
+    await repository.delete_membership(session, organization_id, user_id)
+
+
+async def list_for_user(
+    session: AsyncSession, user_id: uuid.UUID
+) -> list[tuple[Organization, MembershipRole]]:
+    return await repository.list_memberships_of_user(session, user_id)

@@ -1,0 +1,15 @@
+from fastapi import APIRouter
+
+from app.auth.principal import PrincipalDep
+from app.core.db import SessionDep
+from app.users import service
+from app.users.schemas import Me
+
+router = APIRouter(tags=["users"])
+
+
+@router.get("/me")
+async def read_me(session: SessionDep, principal: PrincipalDep) -> Me:
+    """The caller, the organization the token acts for (with the role), and every
+    organization the caller belongs to."""
+    return await service.describe(session, principal)

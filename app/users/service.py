@@ -1,0 +1,79 @@
+"""Users mirrored from Clerk.
+
+Deletion rule (Clerk `user.deleted`): the user's row goes, and with it, by the foreign keys'
+cascades and in the same transaction, everything the user owns in every organization: their
+memberships, conversations (with messages, message files, files' rows, the conversations'
+embeddings and agent states), their own agent states and the quick tasks they scheduled. What
+they made for an organization stays with it, with its author forgotten (`created_by_user_id`
+set NULL): agents, knowledge sources, unscheduled quick tasks. Their files on disk are removed
+once the deletion commits. A late `user.updated` does not bring them back (webhook tombstone).
+"""
+
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.files import service as files_service
+from app.organizations import service as organizations_service
+from app.users import repository
+from app.users.schemas import Me, OrganizationMembershipView, UserView
+
+if TYPE_CHECKING:
+    from app.auth.principal import Principal
+
+
+async def describe(session: AsyncSession, principal: "Principal") -> Me:
+    user = await repository.get(session, principal.user_id)
+    assert user is not None  # resolved from the token in this transaction
+    memberships = [
+        OrganizationMembershipView(
+            id=organization.id,
+            clerk_id=organization.clerk_id,
+            name=organization.name,
+            slug=organization.slug,
+            role=role,
+        )
+        for organization, role in await organizations_service.list_for_user(session, user.id)
+    ]
+    current = next((view for view in memberships if view.id == principal.organization_id), None)
+    return Me(
+        user=UserView(
+            id=user.id,
+            clerk_id=user.clerk_id,
+            email=user.email,
+            first_name=user.first_name,
+            last_name=user.last_name,
+            image_url=user.image_url,
+        ),
+        organization=current,
+        organizations=memberships,
+    )
+
+
+async def find_id(session: AsyncSession, clerk_id: str) -> uuid.UUID | None:
+    return await repository.get_id_by_clerk_id(session, clerk_id)
+
+
+async def provision(session: AsyncSession, clerk_id: str, **fields: Any) -> uuid.UUID:
+    """The user's row, created with what we know if Clerk's webhook has not arrived yet."""
+    return await repository.insert_stub(session, clerk_id, **fields)
+
+
+async def sync_from_clerk(
+    session: AsyncSession, clerk_id: str, fields: dict[str, Any], clerk_updated_at: datetime
+) -> bool:
+    """Apply Clerk's version of the user unless ours is newer; True if applied."""
+    return (
+        await repository.upsert_from_clerk(session, clerk_id, fields, clerk_updated_at) is not None
+    )
+
+
+async def delete(session: AsyncSession, clerk_id: str, workspaces_dir: Path) -> bool:
+    user_id = await repository.delete_by_clerk_id(session, clerk_id)
+    if user_id is None:
+        return False
+    files_service.remove_user_files_after_commit(session, workspaces_dir, user_id)
+    return True

@@ -24,6 +24,7 @@ from app.core.db import get_session, unit_of_work
 from app.core.embedded import EmbeddedPostgres, Roles
 from app.core.settings import Settings
 from app.main import create_app
+from tests import clerk
 
 TEST_CLUSTER = Path(os.environ.get("TEST_POSTGRES_DIR", ".data/test-postgres"))
 
@@ -66,6 +67,10 @@ class DatabaseUnderTest:
             # Jobs commit on connections of their own; tests that run them make their own
             # database and worker (tests/jobs).
             "run_worker_in_process": False,
+            "clerk_issuer": clerk.ISSUER,
+            "clerk_authorized_parties": clerk.AUTHORIZED_PARTY,
+            "clerk_webhook_signing_secret": clerk.WEBHOOK_SECRET,
+            "clerk_jwks_refresh_interval_seconds": 0,
         }
         values.update(overrides)
         # model_validate, not Settings(): the tests' settings ignore the environment and .env.
@@ -114,13 +119,20 @@ async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
 
 
 @pytest.fixture
-def settings(test_database: DatabaseUnderTest) -> Settings:
-    return test_database.settings()
+def settings(test_database: DatabaseUnderTest, tmp_path: Path) -> Settings:
+    return test_database.settings(workspaces_dir=tmp_path / "workspaces")
 
 
 @pytest.fixture
-async def app(settings: Settings, session: AsyncSession) -> AsyncIterator[FastAPI]:
-    app = create_app(settings)
+def fake_clerk() -> clerk.FakeClerk:
+    return clerk.FakeClerk()
+
+
+@pytest.fixture
+async def app(
+    settings: Settings, session: AsyncSession, fake_clerk: clerk.FakeClerk
+) -> AsyncIterator[FastAPI]:
+    app = create_app(settings, http_transport=fake_clerk.transport)
 
     async def test_session() -> AsyncIterator[AsyncSession]:
         # What get_session does, on the test's transaction: commit releases a savepoint.

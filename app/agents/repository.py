@@ -36,7 +36,7 @@ async def list_granted(
         .where(OrganizationAgent.organization_id == organization_id)
         .order_by(Agent.name, Agent.id)
     )
-    return list(rows.tuples())
+    return [(agent, grant) for agent, grant in rows.all()]
 
 
 async def get_grant(

@@ -112,4 +112,4 @@ async def list_memberships_of_user(
         .where(Membership.user_id == user_id)
         .order_by(Organization.name, Organization.id)
     )
-    return [(organization, role) for organization, role in rows.tuples()]
+    return [(organization, role) for organization, role in rows.all()]

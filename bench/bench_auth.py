@@ -1,7 +1,7 @@
 """Authenticated requests against /healthz, in one run.
 
-Starts `ajc serve` on one core (taskset -c 0, when available) with a fresh embedded database
-and development identity, then drives it from this process (pinned to the other core) with
+Starts a fresh embedded database (on core 1, beside the load generator), then `ajc serve`
+alone on core 0 (taskset) with development identity, and drives it with
 CONCURRENCY clients: wrk for SECONDS per endpoint if it is installed (`apt-get install wrk`),
 else this process's httpx for REQUESTS requests (slower than the server: figures compressed).
 Prints requests/s, p50 and p99 for each endpoint and its ratio to /healthz.
@@ -24,15 +24,19 @@ from pathlib import Path
 
 import httpx
 
+from app.core import migrations
 from app.core.crypto import DEVELOPMENT_ISSUER, development_key_pair, sign_session_token
+from app.core.embedded import open_database
+from app.core.settings import Settings
 
 PORT = 8765
 
 
-def start_server(data_dir: Path) -> subprocess.Popen[bytes]:
+def start_server(data_dir: Path, database_url: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DATA_DIR": str(data_dir),
+        "DATABASE_URL": database_url,
         "PORT": str(PORT),
         "LOG_LEVEL": "WARNING",
         "RUN_WORKER_IN_PROCESS": "false",
@@ -104,9 +108,14 @@ def percentile(values: list[float], fraction: float) -> float:
 
 async def main(requests: int, concurrency: int, seconds: int) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="ajc-bench-"))
-    server = start_server(data_dir)
     if shutil.which("taskset"):
+        # The API alone on core 0; the database and the load generator on core 1.
         os.sched_setaffinity(0, {1})
+    settings = Settings.model_validate({"data_dir": data_dir})
+    database = open_database(settings)
+    urls = database.__enter__()
+    await asyncio.to_thread(migrations.upgrade, urls.owner, settings.database_app_role)
+    server = start_server(data_dir, urls.app)
     try:
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         async with httpx.AsyncClient(
@@ -136,7 +145,10 @@ async def main(requests: int, concurrency: int, seconds: int) -> None:
                     rate, latencies = await load(client, path, headers, requests, concurrency)
                     results[path] = (rate, percentile(latencies, 0.5), percentile(latencies, 0.99))
         tool = f"wrk, {seconds} s" if shutil.which("wrk") else f"httpx, {requests} requests"
-        print(f"server on one core; {tool} per endpoint, {concurrency} concurrent clients")
+        print(
+            f"API on core 0, database and load on core 1; {tool} per endpoint, "
+            f"{concurrency} clients"
+        )
         print(f"{'endpoint':34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}")
         baseline = results["/healthz"][0]
         for path, (rate, p50, p99) in results.items():
@@ -144,6 +156,7 @@ async def main(requests: int, concurrency: int, seconds: int) -> None:
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
+        database.__exit__(None, None, None)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -9,10 +9,12 @@ before the tenant is known sees no tenant rows at all.
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import text
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -24,11 +26,8 @@ from app.core.settings import Settings
 
 
 def create_engine(url: str, settings: Settings) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         url,
-        # A database that restarted under us leaves dead connections in the pool; pre-ping
-        # replaces them, so only requests in flight during the restart fail.
-        pool_pre_ping=True,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_timeout=settings.database_pool_timeout_seconds,
@@ -40,10 +39,43 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
             "timeout": settings.database_pool_timeout_seconds,
         },
     )
+    event.listen(engine.sync_engine.pool, "checkout", _discard_closed_connection)
+    return engine
+
+
+def _discard_closed_connection(
+    dbapi_connection: Any, connection_record: Any, connection_proxy: Any
+) -> None:
+    """A database that restarted under us leaves dead connections in the pool: replace them
+    at checkout, so only the requests in flight during the restart fail.
+
+    Not `pool_pre_ping`: its `SELECT 1` costs a round trip on every checkout, most of an
+    authenticated request's time (bench/bench_auth.py). A restarting server closes its
+    sockets, asyncpg sees the close while the connection idles, and `is_closed()` answers
+    without the network; the pool retries the checkout with a new connection.
+    """
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under the session, inside the session's transaction.
+
+    For the queries every request makes (the tenant, the caller): SQLAlchemy's statement
+    machinery costs several times the round trip itself (bench/bench_auth.py, profiled).
+    The adapter begins its transaction lazily on its first statement; it is begun here, so a
+    query on the driver connection can never run outside the request's transaction.
+    """
+    connection = await session.connection()
+    adapted: Any = (await connection.get_raw_connection()).dbapi_connection
+    if adapted._transaction is None:
+        await adapted._start_transaction()
+    driver: asyncpg.Connection = adapted.driver_connection
+    return driver
 
 
 async def set_tenant(
@@ -54,12 +86,11 @@ async def set_tenant(
     `set_config(..., true)` is transaction-local: it cannot leak to the next request that
     reuses the pooled connection.
     """
-    await session.execute(
-        text("SELECT set_config('app.org_id', :org, true), set_config('app.user_id', :user, true)"),
-        {
-            "org": str(organization_id) if organization_id else "",
-            "user": str(user_id) if user_id else "",
-        },
+    connection = await driver_connection(session)
+    await connection.execute(
+        "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)",
+        str(organization_id) if organization_id else "",
+        str(user_id) if user_id else "",
     )
 
 

@@ -6,8 +6,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import driver_connection
 from app.core.repository import insert_or_get_id, upsert_if_newer
 from app.organizations.models import Membership, MembershipRole, Organization
+from app.organizations.schemas import OrganizationMembershipView
 
 
 async def get(session: AsyncSession, organization_id: uuid.UUID) -> Organization | None:
@@ -103,13 +105,15 @@ async def delete_membership(
 
 async def list_memberships_of_user(
     session: AsyncSession, user_id: uuid.UUID
-) -> list[tuple[Organization, MembershipRole]]:
+) -> list[OrganizationMembershipView]:
     """Every organization the user belongs to (row-level security lets a user read their own
-    memberships in all organizations)."""
-    rows = await session.execute(
-        select(Organization, Membership.role)
-        .join(Membership, Membership.organization_id == Organization.id)
-        .where(Membership.user_id == user_id)
-        .order_by(Organization.name, Organization.id)
+    memberships in all organizations). On every page load (`/me`): straight to the driver
+    (see `driver_connection`)."""
+    connection = await driver_connection(session)
+    rows = await connection.fetch(
+        "SELECT o.id, o.clerk_id, o.name, o.slug, m.role FROM memberships m "
+        "JOIN organizations o ON o.id = m.organization_id "
+        "WHERE m.user_id = $1 ORDER BY o.name, o.id",
+        user_id,
     )
-    return [(organization, role) for organization, role in rows.all()]
+    return [OrganizationMembershipView.model_validate(dict(row)) for row in rows]

@@ -18,6 +18,7 @@ from app.core.db import set_tenant
 from app.files import service as files_service
 from app.organizations import repository
 from app.organizations.models import MembershipRole, Organization
+from app.organizations.schemas import OrganizationMembershipView
 
 
 async def get(session: AsyncSession, organization_id: uuid.UUID) -> Organization | None:
@@ -79,5 +80,5 @@ async def delete_membership(
 
 async def list_for_user(
     session: AsyncSession, user_id: uuid.UUID
-) -> list[tuple[Organization, MembershipRole]]:
+) -> list[OrganizationMembershipView]:
     return await repository.list_memberships_of_user(session, user_id)

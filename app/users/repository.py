@@ -5,12 +5,20 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import driver_connection
 from app.core.repository import insert_or_get_id, upsert_if_newer
 from app.users.models import User
+from app.users.schemas import UserView
 
 
-async def get(session: AsyncSession, user_id: uuid.UUID) -> User | None:
-    return await session.get(User, user_id)
+async def get_view(session: AsyncSession, user_id: uuid.UUID) -> UserView | None:
+    """On every page load (`/me`): straight to the driver (see `driver_connection`)."""
+    connection = await driver_connection(session)
+    row = await connection.fetchrow(
+        "SELECT id, clerk_id, email, first_name, last_name, image_url FROM users WHERE id = $1",
+        user_id,
+    )
+    return UserView.model_validate(dict(row)) if row is not None else None
 
 
 async def get_id_by_clerk_id(session: AsyncSession, clerk_id: str) -> uuid.UUID | None:

@@ -2,7 +2,7 @@ import uuid
 
 from pydantic import BaseModel
 
-from app.organizations.models import MembershipRole
+from app.organizations.schemas import OrganizationMembershipView
 
 
 class UserView(BaseModel):
@@ -12,14 +12,6 @@ class UserView(BaseModel):
     first_name: str | None
     last_name: str | None
     image_url: str | None
-
-
-class OrganizationMembershipView(BaseModel):
-    id: uuid.UUID
-    clerk_id: str
-    name: str
-    slug: str | None
-    role: MembershipRole
 
 
 class Me(BaseModel):

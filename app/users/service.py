@@ -19,38 +19,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.files import service as files_service
 from app.organizations import service as organizations_service
 from app.users import repository
-from app.users.schemas import Me, OrganizationMembershipView, UserView
+from app.users.schemas import Me
 
 if TYPE_CHECKING:
     from app.auth.principal import Principal
 
 
 async def describe(session: AsyncSession, principal: "Principal") -> Me:
-    user = await repository.get(session, principal.user_id)
+    user = await repository.get_view(session, principal.user_id)
     assert user is not None  # resolved from the token in this transaction
-    memberships = [
-        OrganizationMembershipView(
-            id=organization.id,
-            clerk_id=organization.clerk_id,
-            name=organization.name,
-            slug=organization.slug,
-            role=role,
-        )
-        for organization, role in await organizations_service.list_for_user(session, user.id)
-    ]
+    memberships = await organizations_service.list_for_user(session, user.id)
     current = next((view for view in memberships if view.id == principal.organization_id), None)
-    return Me(
-        user=UserView(
-            id=user.id,
-            clerk_id=user.clerk_id,
-            email=user.email,
-            first_name=user.first_name,
-            last_name=user.last_name,
-            image_url=user.image_url,
-        ),
-        organization=current,
-        organizations=memberships,
-    )
+    return Me(user=user, organization=current, organizations=memberships)
 
 
 async def find_id(session: AsyncSession, clerk_id: str) -> uuid.UUID | None:

@@ -9,7 +9,7 @@ test sees what its requests wrote and nothing survives it.
 
 import os
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,11 +128,12 @@ def fake_clerk() -> clerk.FakeClerk:
     return clerk.FakeClerk()
 
 
-@pytest.fixture
-async def app(
-    settings: Settings, session: AsyncSession, fake_clerk: clerk.FakeClerk
+@asynccontextmanager
+async def running_app(
+    settings: Settings, session: AsyncSession, http_transport: httpx.AsyncBaseTransport | None
 ) -> AsyncIterator[FastAPI]:
-    app = create_app(settings, http_transport=fake_clerk.transport)
+    """The app with its lifespan, its requests on the test's transaction."""
+    app = create_app(settings, http_transport=http_transport)
 
     async def test_session() -> AsyncIterator[AsyncSession]:
         # What get_session does, on the test's transaction: commit releases a savepoint.
@@ -145,7 +146,19 @@ async def app(
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def app(
+    settings: Settings, session: AsyncSession, fake_clerk: clerk.FakeClerk
+) -> AsyncIterator[FastAPI]:
+    async with running_app(settings, session, fake_clerk.transport) as app:
+        yield app
+
+
+def client_for(app: FastAPI) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(app) as client:
         yield client

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.errors import InvalidToken
 from app.files import service as files_service
 from app.organizations import service as organizations_service
 from app.users import repository
@@ -27,7 +28,10 @@ if TYPE_CHECKING:
 
 async def describe(session: AsyncSession, principal: "Principal") -> Me:
     user = await repository.get_view(session, principal.user_id)
-    assert user is not None  # resolved from the token in this transaction
+    if user is None:
+        # Deleted by a webhook after this token's identity was cached (for at most the
+        # token's remaining lifetime).
+        raise InvalidToken("This user was deleted.")
     memberships = await organizations_service.list_for_user(session, user.id)
     current = next((view for view in memberships if view.id == principal.organization_id), None)
     return Me(user=user, organization=current, organizations=memberships)

@@ -222,3 +222,14 @@ async def test_missing_svix_headers_are_a_400(client: httpx.AsyncClient) -> None
     )
     assert response.status_code == 400
     assert response.json()["type"] == "/problems/missing-webhook-headers"
+
+
+async def test_a_deleted_users_token_is_refused(client: httpx.AsyncClient, fake_clerk: Any) -> None:
+    headers = fake_clerk.headers(USER, ORG, "admin")
+    assert (await client.get("/me", headers=headers)).status_code == 200
+    await deliver(client, fixture("user.deleted"))
+    refused = await client.get("/me", headers=headers)
+    assert refused.status_code == 401
+    # A new token for the deleted user does not bring the user back either.
+    again = await client.get("/me", headers=fake_clerk.headers(USER, ORG, "admin"))
+    assert again.status_code == 401

@@ -11,6 +11,7 @@ Prints requests/s, p50 and p99 for each endpoint and its ratio to /healthz.
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -112,52 +113,54 @@ async def main(requests: int, concurrency: int, seconds: int) -> None:
         # The API alone on core 0; the database and the load generator on core 1.
         os.sched_setaffinity(0, {1})
     settings = Settings.model_validate({"data_dir": data_dir})
-    database = open_database(settings)
-    urls = database.__enter__()
-    await asyncio.to_thread(migrations.upgrade, urls.owner, settings.database_app_role)
-    server = start_server(data_dir, urls.app)
-    try:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{PORT}", limits=limits, timeout=30
-        ) as client:
-            await wait_ready(client)
-            token = sign_session_token(
-                development_key_pair(data_dir).private_pem,
-                issuer=DEVELOPMENT_ISSUER,
-                user_id="user_bench",
-                organization_id="org_bench",
-                role="admin",
-            )
-            auth = {"Authorization": f"Bearer {token}"}
-            endpoints = [
-                ("/healthz", {}),
-                ("/me", auth),
-                ("/organizations/current/agents", auth),
-            ]
-            for path, headers in endpoints:  # warm-up: connections, caches, provisioning
-                await load(client, path, headers, concurrency * 4, concurrency)
-            results: dict[str, tuple[float, float, float]] = {}
-            for path, headers in endpoints:
-                if shutil.which("wrk"):
-                    results[path] = wrk(path, headers, seconds, concurrency)
-                else:
-                    rate, latencies = await load(client, path, headers, requests, concurrency)
-                    results[path] = (rate, percentile(latencies, 0.5), percentile(latencies, 0.99))
-        tool = f"wrk, {seconds} s" if shutil.which("wrk") else f"httpx, {requests} requests"
-        print(
-            f"API on core 0, database and load on core 1; {tool} per endpoint, "
-            f"{concurrency} clients"
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, data_dir, ignore_errors=True)
+        urls = cleanup.enter_context(open_database(settings))
+        await asyncio.to_thread(migrations.upgrade, urls.owner, settings.database_app_role)
+        server = start_server(data_dir, urls.app)
+        cleanup.callback(stop_server, server)
+        await measure(data_dir, requests, concurrency, seconds)
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGINT)
+    server.wait(timeout=30)
+
+
+async def measure(data_dir: Path, requests: int, concurrency: int, seconds: int) -> None:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{PORT}", limits=limits, timeout=30
+    ) as client:
+        await wait_ready(client)
+        token = sign_session_token(
+            development_key_pair(data_dir).private_pem,
+            issuer=DEVELOPMENT_ISSUER,
+            user_id="user_bench",
+            organization_id="org_bench",
+            role="admin",
         )
-        print(f"{'endpoint':34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}")
-        baseline = results["/healthz"][0]
-        for path, (rate, p50, p99) in results.items():
-            print(f"{path:34} {rate:8.0f} {p50:8.1f} {p99:8.1f} {rate / baseline:6.2f}")
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
-        database.__exit__(None, None, None)
-        shutil.rmtree(data_dir, ignore_errors=True)
+        auth = {"Authorization": f"Bearer {token}"}
+        endpoints = [
+            ("/healthz", {}),
+            ("/me", auth),
+            ("/organizations/current/agents", auth),
+        ]
+        for path, headers in endpoints:  # warm-up: connections, caches, provisioning
+            await load(client, path, headers, concurrency * 4, concurrency)
+        results: dict[str, tuple[float, float, float]] = {}
+        for path, headers in endpoints:
+            if shutil.which("wrk"):
+                results[path] = wrk(path, headers, seconds, concurrency)
+            else:
+                rate, latencies = await load(client, path, headers, requests, concurrency)
+                results[path] = (rate, percentile(latencies, 0.5), percentile(latencies, 0.99))
+    tool = f"wrk, {seconds} s" if shutil.which("wrk") else f"httpx, {requests} requests"
+    print(f"API on core 0, database and load on core 1; {tool} per endpoint, {concurrency} clients")
+    print(f"{'endpoint':34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}")
+    baseline = results["/healthz"][0]
+    for path, (rate, p50, p99) in results.items():
+        print(f"{path:34} {rate:8.0f} {p50:8.1f} {p99:8.1f} {rate / baseline:6.2f}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""`ajc`: serve, worker, migrate, token, db-url (later issues add seed, ingest, cleanup)."""
+"""`ajc`: serve, worker, migrate, seed, token, db-url (later issues add ingest, cleanup)."""
 
 import argparse
 import sys
+from pathlib import Path
 
 from app.core.settings import Settings, get_settings
 
@@ -75,6 +76,37 @@ def token(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
+def seed(settings: Settings, args: argparse.Namespace) -> None:
+    import asyncio
+    import json
+
+    from pydantic import TypeAdapter
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from app.agents import service as agents_service
+    from app.agents.schemas import AgentCreate
+    from app.core.db import create_engine
+    from app.core.embedded import open_database
+    from app.core.logging import configure_logging
+
+    configure_logging(settings.log_level)
+    definitions = TypeAdapter(list[AgentCreate]).validate_python(json.loads(args.file.read_text()))
+
+    async def run(owner_url: str) -> int:
+        # The owner role: platform agents belong to no organization, which row-level
+        # security lets only a BYPASSRLS role write.
+        engine = create_engine(owner_url, settings)
+        try:
+            async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+                return await agents_service.seed_platform_agents(session, definitions)
+        finally:
+            await engine.dispose()
+
+    with open_database(settings) as urls:
+        count = asyncio.run(run(urls.owner))
+    print(f"{count} platform agents seeded from {args.file}")
+
+
 def db_url(settings: Settings, args: argparse.Namespace) -> None:
     from app.core.embedded import running_embedded_url
 
@@ -110,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker_parser = commands.add_parser("worker", help="run a background job worker")
     worker_parser.add_argument("--concurrency", type=int)
     worker_parser.set_defaults(handler=worker)
+
+    seed_parser = commands.add_parser("seed", help="create or update the platform's agents")
+    seed_parser.add_argument(
+        "--file", type=Path, default=Path(__file__).parent / "agents" / "seed.json"
+    )
+    seed_parser.set_defaults(handler=seed)
 
     token_parser = commands.add_parser(
         "token", help="print a development session token the running service accepts"

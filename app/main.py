@@ -7,6 +7,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from app.agents.router import router as agents_router
 from app.auth.clerk import create_token_verifier
 from app.auth.service import IdentityCache
 from app.core import migrations
@@ -73,6 +74,7 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
     app.include_router(users_router)
+    app.include_router(agents_router)
     app.include_router(organizations_router)
     app.include_router(webhooks_router)
     return app

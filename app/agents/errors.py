@@ -1,6 +1,16 @@
-from app.core.errors import NotFound
+from app.core.errors import Conflict, Forbidden, NotFound
 
 
 class AgentNotFound(NotFound):
     problem = "agent-not-found"
     title = "Agent not found"
+
+
+class AgentSlugTaken(Conflict):
+    problem = "agent-slug-taken"
+    title = "Agent slug taken"
+
+
+class PlatformAgentReadOnly(Forbidden):
+    problem = "platform-agent-read-only"
+    title = "Platform agent is read-only"

@@ -2,12 +2,75 @@
 explicit organization filters say the same thing where a reader can see it."""
 
 import uuid
+from typing import Any
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import Agent, AgentVisibility, OrganizationAgent
+
+
+async def get_usable(
+    session: AsyncSession, organization_id: uuid.UUID, agent_id: uuid.UUID
+) -> Agent | None:
+    """An agent granted to the organization (its own agents are granted when created)."""
+    agent: Agent | None = await session.scalar(
+        select(Agent)
+        .join(OrganizationAgent, OrganizationAgent.agent_id == Agent.id)
+        .where(OrganizationAgent.organization_id == organization_id, Agent.id == agent_id)
+    )
+    return agent
+
+
+async def list_usable(session: AsyncSession, organization_id: uuid.UUID) -> list[Agent]:
+    """Granted agents, hidden ones left out (they are used where granted, never listed)."""
+    agents = await session.scalars(
+        select(Agent)
+        .join(OrganizationAgent, OrganizationAgent.agent_id == Agent.id)
+        .where(
+            OrganizationAgent.organization_id == organization_id,
+            Agent.visibility != AgentVisibility.hidden,
+        )
+        .order_by(Agent.name, Agent.id)
+    )
+    return list(agents)
+
+
+async def get_owned(
+    session: AsyncSession, organization_id: uuid.UUID, agent_id: uuid.UUID
+) -> Agent | None:
+    agent: Agent | None = await session.scalar(
+        select(Agent).where(Agent.id == agent_id, Agent.owner_organization_id == organization_id)
+    )
+    return agent
+
+
+async def insert_agent(session: AsyncSession, agent: Agent) -> bool:
+    """False if the owner already has an agent with this slug."""
+    try:
+        async with session.begin_nested():
+            session.add(agent)
+            await session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+async def upsert_platform_agent(session: AsyncSession, values: dict[str, Any]) -> None:
+    statement = insert(Agent).values(owner_organization_id=None, **values)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["owner_organization_id", "slug"],
+            set_={name: statement.excluded[name] for name in values if name != "slug"},
+        )
+    )
+
+
+async def delete_agent(session: AsyncSession, agent: Agent) -> None:
+    await session.delete(agent)
+    await session.flush()
 
 
 async def get_grantable(

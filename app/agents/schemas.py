@@ -1,9 +1,68 @@
 import uuid
 from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.agents.models import AgentVisibility
+
+Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+
+
+class Capability(StrEnum):
+    """The built-in, server-side tools an agent may be allowed to call."""
+
+    search_knowledge = "search_knowledge"
+    read_file = "read_file"
+    update_state = "update_state"
+
+
+class ModelSettings(BaseModel):
+    """Which model answers and how; unset fields take the service's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(default=None, max_length=200)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=200_000)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+
+
+class RetrievalSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    top_k: int = Field(default=5, ge=1, le=50)
+    min_score: float = Field(default=0.0, ge=0, le=1)
+
+
+class AgentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slug: Slug
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=2_000)
+    instructions: str = Field(default="", max_length=100_000)
+    model_settings: ModelSettings = Field(default_factory=ModelSettings)
+    embedding_model: str = Field(default="all-MiniLM-L6-v2", max_length=200)
+    retrieval_settings: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    capabilities: list[Capability] = Field(default_factory=list)
+    visibility: AgentVisibility = AgentVisibility.private
+
+
+class AgentUpdate(BaseModel):
+    """A partial update: only the fields sent change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2_000)
+    instructions: str | None = Field(default=None, max_length=100_000)
+    model_settings: ModelSettings | None = None
+    embedding_model: str | None = Field(default=None, max_length=200)
+    retrieval_settings: RetrievalSettings | None = None
+    capabilities: list[Capability] | None = None
+    visibility: AgentVisibility | None = None
 
 
 class AgentSummary(BaseModel):
@@ -15,6 +74,16 @@ class AgentSummary(BaseModel):
     description: str
     visibility: AgentVisibility
     owner_organization_id: uuid.UUID | None
+
+
+class AgentRead(AgentSummary):
+    instructions: str
+    model_settings: ModelSettings
+    embedding_model: str
+    retrieval_settings: RetrievalSettings
+    capabilities: list[Capability]
+    created_at: datetime
+    updated_at: datetime
 
 
 class AgentGrant(BaseModel):

@@ -1,7 +1,10 @@
-"""Which agents an organization may use. Admins grant and revoke; everyone lists.
+"""Agents, and which of them an organization may use.
 
-An agent the organization cannot see (another organization's private or hidden agent) is
-`AgentNotFound`, exactly like one that does not exist.
+An organization uses the agents granted to it; its own agents are granted when created.
+Admins create and edit their organization's agents and grant or revoke others (the
+platform's, or another organization's public ones). An agent the organization cannot see is
+`AgentNotFound`, exactly like one that does not exist; one it can see but does not own is
+read-only.
 """
 
 import uuid
@@ -9,10 +12,75 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import repository
-from app.agents.errors import AgentNotFound
+from app.agents.errors import AgentNotFound, AgentSlugTaken, PlatformAgentReadOnly
 from app.agents.models import Agent, OrganizationAgent
-from app.agents.schemas import AgentGrant, AgentSummary
+from app.agents.schemas import AgentCreate, AgentGrant, AgentRead, AgentSummary, AgentUpdate
 from app.auth.principal import OrganizationPrincipal
+
+
+async def list_agents(session: AsyncSession, principal: OrganizationPrincipal) -> list[AgentRead]:
+    agents = await repository.list_usable(session, principal.organization_id)
+    return [AgentRead.model_validate(agent) for agent in agents]
+
+
+async def get_usable_agent(
+    session: AsyncSession, principal: OrganizationPrincipal, agent_id: uuid.UUID
+) -> Agent:
+    """The agent, if the caller's organization may use it; for every route under an agent."""
+    agent = await repository.get_usable(session, principal.organization_id, agent_id)
+    if agent is None:
+        raise AgentNotFound()
+    return agent
+
+
+async def create_agent(
+    session: AsyncSession, principal: OrganizationPrincipal, data: AgentCreate
+) -> Agent:
+    agent = Agent(
+        owner_organization_id=principal.organization_id,
+        created_by_user_id=principal.user_id,
+        **data.model_dump(mode="json"),
+    )
+    if not await repository.insert_agent(session, agent):
+        raise AgentSlugTaken(f"Your organization already has an agent named {data.slug!r}.")
+    await repository.insert_grant(session, principal.organization_id, agent.id, principal.user_id)
+    return agent
+
+
+async def update_agent(
+    session: AsyncSession, principal: OrganizationPrincipal, agent_id: uuid.UUID, data: AgentUpdate
+) -> Agent:
+    agent = await _get_editable(session, principal, agent_id)
+    for field, value in data.model_dump(mode="json", exclude_unset=True).items():
+        setattr(agent, field, value)
+    await session.flush()
+    await session.refresh(agent)
+    return agent
+
+
+async def delete_agent(
+    session: AsyncSession, principal: OrganizationPrincipal, agent_id: uuid.UUID
+) -> None:
+    await repository.delete_agent(session, await _get_editable(session, principal, agent_id))
+
+
+async def _get_editable(
+    session: AsyncSession, principal: OrganizationPrincipal, agent_id: uuid.UUID
+) -> Agent:
+    agent = await repository.get_owned(session, principal.organization_id, agent_id)
+    if agent is not None:
+        return agent
+    if await repository.get_usable(session, principal.organization_id, agent_id) is not None:
+        raise PlatformAgentReadOnly("Only the organization that owns an agent may change it.")
+    raise AgentNotFound()
+
+
+async def seed_platform_agents(session: AsyncSession, definitions: list[AgentCreate]) -> int:
+    """Create or update the platform's own agents (no owner), by slug. Needs a session that
+    may write agents without an organization: the owner role (`ajc seed`)."""
+    for definition in definitions:
+        await repository.upsert_platform_agent(session, definition.model_dump(mode="json"))
+    return len(definitions)
 
 
 async def list_granted_agents(

@@ -110,18 +110,16 @@ class EmbeddedPostgres:
         """
         with self._connect(SUPERUSER, "postgres") as conn:
             conn.autocommit = True
-            if not _role_exists(conn, roles.owner):
-                # BYPASSRLS: the tables FORCE row-level security, and the owner's work (migrations,
-                # `ajc seed` of the platform's agents) spans organizations.
-                conn.execute(
-                    sql.SQL("CREATE ROLE {} LOGIN BYPASSRLS").format(sql.Identifier(roles.owner))
-                )
-            if not _role_exists(conn, roles.app):
-                conn.execute(
-                    sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB").format(
-                        sql.Identifier(roles.app)
-                    )
-                )
+            # Created if missing, and their attributes set every time: a data folder from an
+            # older release converges too. BYPASSRLS for the owner: the tables FORCE
+            # row-level security, and the owner's work (migrations, `ajc seed` of the
+            # platform's agents) spans organizations. The application role gets neither.
+            for role, attributes in (
+                (roles.owner, "LOGIN BYPASSRLS"),
+                (roles.app, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"),
+            ):
+                verb = "ALTER" if _role_exists(conn, role) else "CREATE"
+                conn.execute(sql.SQL(f"{verb} ROLE {{}} {attributes}").format(sql.Identifier(role)))
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (roles.database,)
             ).fetchone()

@@ -157,7 +157,8 @@ async def test_deleting_a_user_removes_their_conversations_and_files_in_every_or
     for table in ("messages", "files", "agent_states", "memberships"):
         assert await session.scalar(text(f"SELECT count(*) FROM {table}")) == 0, table
     # What the user made for the organization stays with it.
-    assert await session.scalar(text("SELECT count(*) FROM agents")) == 1
+    owned = text("SELECT count(*) FROM agents WHERE owner_organization_id = :org")
+    assert await session.scalar(owned, {"org": tenant.org.id}) == 1
     assert not folder.exists()
     await set_tenant(session, other.org.id)
     assert await session.scalar(select(func.count()).select_from(Conversation)) == 1

@@ -20,6 +20,7 @@ from app.health.router import router as health_router
 from app.jobs.queue import create_job_queue
 from app.jobs.worker import running_worker
 from app.organizations.router import router as organizations_router
+from app.runs.router import router as runs_router
 from app.users.router import router as users_router
 from app.webhooks.router import router as webhooks_router
 
@@ -75,6 +76,7 @@ def create_app(
     app.include_router(health_router)
     app.include_router(users_router)
     app.include_router(agents_router)
+    app.include_router(runs_router)
     app.include_router(organizations_router)
     app.include_router(webhooks_router)
     return app

@@ -1,0 +1,79 @@
+import uuid
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.runs.models import AgentState
+
+
+def _own_state(organization_id: uuid.UUID, user_id: uuid.UUID, agent_id: uuid.UUID) -> Any:
+    """The user's own state with the agent (not a conversation's)."""
+    return (
+        (AgentState.organization_id == organization_id)
+        & (AgentState.user_id == user_id)
+        & (AgentState.agent_id == agent_id)
+        & AgentState.conversation_id.is_(None)
+    )
+
+
+async def get_user_state(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    user_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    for_update: bool = False,
+) -> AgentState | None:
+    statement = select(AgentState).where(_own_state(organization_id, user_id, agent_id))
+    if for_update:
+        statement = statement.with_for_update()
+    state: AgentState | None = await session.scalar(statement)
+    return state
+
+
+async def insert_user_state(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    user_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    state: dict[str, Any],
+) -> int | None:
+    """Version 1, unless a state already exists (then None)."""
+    version: int | None = await session.scalar(
+        insert(AgentState)
+        .values(
+            organization_id=organization_id,
+            user_id=user_id,
+            agent_id=agent_id,
+            conversation_id=None,
+            state=state,
+            version=1,
+        )
+        .on_conflict_do_nothing()
+        .returning(AgentState.version)
+    )
+    return version
+
+
+async def replace_user_state(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    user_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    state: dict[str, Any],
+    expected_version: int | None,
+) -> int | None:
+    """Write and bump the version, if the stored version is `expected_version` (any, if
+    None). The new version, or None when the condition failed."""
+    condition = _own_state(organization_id, user_id, agent_id)
+    if expected_version is not None:
+        condition = condition & (AgentState.version == expected_version)
+    version: int | None = await session.scalar(
+        update(AgentState)
+        .where(condition)
+        .values(state=state, version=AgentState.version + 1)
+        .returning(AgentState.version)
+        .execution_options(synchronize_session=False)
+    )
+    return version

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from app.agents.router import router as agents_router
 from app.auth.clerk import create_token_verifier
 from app.auth.service import IdentityCache
+from app.conversations.router import router as conversations_router
 from app.core import migrations
 from app.core.db import create_engine, create_sessionmaker
 from app.core.embedded import open_database
@@ -77,6 +78,7 @@ def create_app(
     app.include_router(users_router)
     app.include_router(agents_router)
     app.include_router(runs_router)
+    app.include_router(conversations_router)
     app.include_router(organizations_router)
     app.include_router(webhooks_router)
     return app

@@ -1,6 +1,6 @@
 """Files on disk under WORKSPACES_DIR: `{org_id}/{user_id}/{conversation_id}/files/...`.
 
-The layout makes the two deletions Clerk can ask for one folder each: an organization's
+The layout makes each deletion one folder: a conversation's, an organization's
 whole tree, or a user's folder in every organization.
 """
 
@@ -20,6 +20,17 @@ def remove_organization_files_after_commit(
     session: AsyncSession, workspaces_dir: Path, organization_id: uuid.UUID
 ) -> None:
     after_commit(session, lambda: _remove_tree(workspaces_dir / str(organization_id)))
+
+
+def remove_conversation_files_after_commit(
+    session: AsyncSession,
+    workspaces_dir: Path,
+    organization_id: uuid.UUID,
+    user_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+) -> None:
+    folder = workspaces_dir / str(organization_id) / str(user_id) / str(conversation_id)
+    after_commit(session, lambda: _remove_tree(folder))
 
 
 def remove_user_files_after_commit(

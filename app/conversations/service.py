@@ -1,0 +1,135 @@
+"""Conversations: one thread between a user and an agent, in one organization.
+
+Private conversations are their owner's alone. Shared ones (`visibility: organization`) can
+be read by every member of the organization, and changed or deleted by the owner only. A
+conversation the caller cannot read is `ConversationNotFound`.
+"""
+
+import uuid
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agents import service as agents_service
+from app.auth.principal import OrganizationPrincipal
+from app.conversations import repository
+from app.conversations.errors import ConversationNotFound, ConversationReadOnly
+from app.conversations.messages import to_ag_ui
+from app.conversations.models import Conversation
+from app.conversations.schemas import (
+    ConversationCreate,
+    ConversationPage,
+    ConversationRead,
+    ConversationUpdate,
+    MessagePage,
+)
+from app.core.pagination import decode_cursor, encode_cursor
+from app.files import service as files_service
+
+
+async def create_conversation(
+    session: AsyncSession, principal: OrganizationPrincipal, data: ConversationCreate
+) -> Conversation:
+    await agents_service.get_usable_agent(session, principal, data.agent_id)
+    return await repository.insert(
+        session,
+        Conversation(
+            organization_id=principal.organization_id,
+            user_id=principal.user_id,
+            agent_id=data.agent_id,
+            title=data.title,
+            visibility=data.visibility,
+        ),
+    )
+
+
+async def list_conversations(
+    session: AsyncSession,
+    principal: OrganizationPrincipal,
+    shared: bool,
+    cursor: str | None,
+    limit: int,
+) -> ConversationPage:
+    conversations = await repository.list_page(
+        session,
+        principal.organization_id,
+        principal.user_id,
+        shared,
+        decode_cursor(cursor),
+        limit + 1,
+    )
+    page = conversations[:limit]
+    next_cursor = None
+    if len(conversations) > limit:
+        next_cursor = encode_cursor((page[-1].last_activity_at, page[-1].id))
+    return ConversationPage(
+        items=[ConversationRead.model_validate(item) for item in page], next_cursor=next_cursor
+    )
+
+
+async def get_readable_conversation(
+    session: AsyncSession, principal: OrganizationPrincipal, conversation_id: uuid.UUID
+) -> Conversation:
+    conversation = await repository.get_readable(
+        session, principal.organization_id, principal.user_id, conversation_id
+    )
+    if conversation is None:
+        raise ConversationNotFound()
+    return conversation
+
+
+async def get_own_conversation(
+    session: AsyncSession, principal: OrganizationPrincipal, conversation_id: uuid.UUID
+) -> Conversation:
+    """For writes: the owner's only; readable-but-shared is 403, anything else 404."""
+    conversation = await get_readable_conversation(session, principal, conversation_id)
+    if conversation.user_id != principal.user_id:
+        raise ConversationReadOnly("Only the conversation's owner may change it.")
+    return conversation
+
+
+async def update_conversation(
+    session: AsyncSession,
+    principal: OrganizationPrincipal,
+    conversation_id: uuid.UUID,
+    data: ConversationUpdate,
+) -> Conversation:
+    conversation = await get_own_conversation(session, principal, conversation_id)
+    for field, value in data.model_dump(exclude_unset=True).items():
+        setattr(conversation, field, value)
+    await session.flush()
+    await session.refresh(conversation)
+    return conversation
+
+
+async def delete_conversation(
+    session: AsyncSession,
+    principal: OrganizationPrincipal,
+    conversation_id: uuid.UUID,
+    workspaces_dir: Path,
+) -> None:
+    """Its messages, files' rows, embeddings and thread state go by cascade, in this
+    transaction; its files on disk once it commits."""
+    conversation = await get_own_conversation(session, principal, conversation_id)
+    await repository.delete_conversation(session, conversation)
+    files_service.remove_conversation_files_after_commit(
+        session, workspaces_dir, conversation.organization_id, conversation.user_id, conversation.id
+    )
+
+
+async def list_messages(
+    session: AsyncSession,
+    principal: OrganizationPrincipal,
+    conversation_id: uuid.UUID,
+    cursor: str | None,
+    limit: int,
+) -> MessagePage:
+    conversation = await get_readable_conversation(session, principal, conversation_id)
+    messages = await repository.list_messages(
+        session, principal.organization_id, conversation.id, decode_cursor(cursor), limit + 1
+    )
+    page = messages[:limit]
+    next_cursor = None
+    if len(messages) > limit:
+        next_cursor = encode_cursor((page[-1].created_at, page[-1].id))
+    return MessagePage(items=[to_ag_ui(message) for message in page], next_cursor=next_cursor)

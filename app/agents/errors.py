@@ -14,3 +14,13 @@ class AgentSlugTaken(Conflict):
 class PlatformAgentReadOnly(Forbidden):
     problem = "platform-agent-read-only"
     title = "Platform agent is read-only"
+
+
+class QuickTaskNotFound(NotFound):
+    problem = "quick-task-not-found"
+    title = "Quick task not found"
+
+
+class QuickTaskNameTaken(Conflict):
+    problem = "quick-task-name-taken"
+    title = "Quick task name taken"

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agents.models import Agent, AgentVisibility, OrganizationAgent
+from app.agents.models import Agent, AgentQuickTask, AgentVisibility, OrganizationAgent
 
 
 async def get_usable(
@@ -139,3 +139,47 @@ async def delete_grant(
         .returning(OrganizationAgent.id)
     )
     return deleted is not None
+
+
+async def list_quick_tasks(
+    session: AsyncSession, organization_id: uuid.UUID, agent_id: uuid.UUID
+) -> list[AgentQuickTask]:
+    tasks = await session.scalars(
+        select(AgentQuickTask)
+        .where(
+            AgentQuickTask.organization_id == organization_id,
+            AgentQuickTask.agent_id == agent_id,
+        )
+        .order_by(AgentQuickTask.name)
+    )
+    return list(tasks)
+
+
+async def get_quick_task(
+    session: AsyncSession, organization_id: uuid.UUID, agent_id: uuid.UUID, task_id: uuid.UUID
+) -> AgentQuickTask | None:
+    task: AgentQuickTask | None = await session.scalar(
+        select(AgentQuickTask).where(
+            AgentQuickTask.organization_id == organization_id,
+            AgentQuickTask.agent_id == agent_id,
+            AgentQuickTask.id == task_id,
+        )
+    )
+    return task
+
+
+async def save_quick_task(session: AsyncSession, task: AgentQuickTask) -> bool:
+    """False if the agent already has a quick task of this name in the organization."""
+    try:
+        async with session.begin_nested():
+            session.add(task)
+            await session.flush()
+    except IntegrityError:
+        return False
+    await session.refresh(task)
+    return True
+
+
+async def delete_quick_task(session: AsyncSession, task: AgentQuickTask) -> None:
+    await session.delete(task)
+    await session.flush()

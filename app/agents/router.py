@@ -2,8 +2,15 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from app.agents import service
-from app.agents.schemas import AgentCreate, AgentRead, AgentUpdate
+from app.agents import quick_tasks, service
+from app.agents.schemas import (
+    AgentCreate,
+    AgentRead,
+    AgentUpdate,
+    QuickTaskCreate,
+    QuickTaskRead,
+    QuickTaskUpdate,
+)
 from app.auth.principal import AdminDep, OrganizationPrincipalDep
 from app.core.db import SessionDep
 
@@ -41,3 +48,39 @@ async def update_agent(
 async def delete_agent(agent_id: uuid.UUID, session: SessionDep, principal: AdminDep) -> None:
     """Delete an agent the caller's organization owns, with everything under it (admins)."""
     await service.delete_agent(session, principal, agent_id)
+
+
+@router.get("/{agent_id}/quick-tasks")
+async def list_quick_tasks(
+    agent_id: uuid.UUID, session: SessionDep, principal: OrganizationPrincipalDep
+) -> list[QuickTaskRead]:
+    tasks = await quick_tasks.list_quick_tasks(session, principal, agent_id)
+    return [QuickTaskRead.model_validate(task) for task in tasks]
+
+
+@router.post("/{agent_id}/quick-tasks", status_code=status.HTTP_201_CREATED)
+async def create_quick_task(
+    agent_id: uuid.UUID, data: QuickTaskCreate, session: SessionDep, principal: AdminDep
+) -> QuickTaskRead:
+    """A named prompt for the agent, optionally on a cron schedule (admins)."""
+    task = await quick_tasks.create_quick_task(session, principal, agent_id, data)
+    return QuickTaskRead.model_validate(task)
+
+
+@router.patch("/{agent_id}/quick-tasks/{task_id}")
+async def update_quick_task(
+    agent_id: uuid.UUID,
+    task_id: uuid.UUID,
+    data: QuickTaskUpdate,
+    session: SessionDep,
+    principal: AdminDep,
+) -> QuickTaskRead:
+    task = await quick_tasks.update_quick_task(session, principal, agent_id, task_id, data)
+    return QuickTaskRead.model_validate(task)
+
+
+@router.delete("/{agent_id}/quick-tasks/{task_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_quick_task(
+    agent_id: uuid.UUID, task_id: uuid.UUID, session: SessionDep, principal: AdminDep
+) -> None:
+    await quick_tasks.delete_quick_task(session, principal, agent_id, task_id)

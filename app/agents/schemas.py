@@ -1,9 +1,11 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from croniter import croniter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.agents.models import AgentVisibility
 
@@ -90,3 +92,62 @@ class AgentGrant(BaseModel):
     agent: AgentSummary
     granted_at: datetime
     granted_by_user_id: uuid.UUID | None
+
+
+def _valid_schedule(value: str | None) -> str | None:
+    if value is not None and not croniter.is_valid(value):
+        raise ValueError("not a cron expression (five fields, like `0 9 * * 1-5`)")
+    return value
+
+
+def _valid_timezone(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("not an IANA time zone (like `Europe/Oslo`)") from exc
+    return value
+
+
+Schedule = Annotated[str | None, AfterValidator(_valid_schedule)]
+TimeZone = Annotated[str | None, AfterValidator(_valid_timezone)]
+
+
+class QuickTaskCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    prompt: str = Field(min_length=1, max_length=20_000)
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="JSON Schema of the prompt's parameters."
+    )
+    schedule: Schedule = Field(default=None, description="Cron; runs for the scheduling admin.")
+    schedule_timezone: TimeZone = "UTC"
+    enabled: bool = True
+
+
+class QuickTaskUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    prompt: str | None = Field(default=None, min_length=1, max_length=20_000)
+    parameters: dict[str, Any] | None = None
+    schedule: Schedule = None
+    schedule_timezone: TimeZone = None
+    enabled: bool | None = None
+
+
+class QuickTaskRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    agent_id: uuid.UUID
+    name: str
+    prompt: str
+    parameters: dict[str, Any]
+    schedule: str | None
+    schedule_timezone: str
+    enabled: bool
+    scheduled_by_user_id: uuid.UUID | None
+    next_run_at: datetime | None
+    last_run_at: datetime | None

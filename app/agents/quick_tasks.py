@@ -1,0 +1,99 @@
+"""Quick tasks: named, pre-written prompts for an agent, set up by the organization's admins.
+
+A quick task with a cron `schedule` runs on it for the admin who scheduled it (the worker's
+scheduler reads `next_run_at`, computed here in the task's time zone). Members list the quick
+tasks of the agents they may use.
+"""
+
+import uuid
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agents import repository
+from app.agents import service as agents_service
+from app.agents.errors import QuickTaskNameTaken, QuickTaskNotFound
+from app.agents.models import AgentQuickTask
+from app.agents.schemas import QuickTaskCreate, QuickTaskUpdate
+from app.auth.principal import OrganizationPrincipal
+
+
+def next_run_at(schedule: str | None, timezone: str, after: datetime) -> datetime | None:
+    if schedule is None:
+        return None
+    local = after.astimezone(ZoneInfo(timezone))
+    upcoming: datetime = croniter(schedule, local).get_next(datetime)
+    return upcoming.astimezone(UTC)
+
+
+async def list_quick_tasks(
+    session: AsyncSession, principal: OrganizationPrincipal, agent_id: uuid.UUID
+) -> list[AgentQuickTask]:
+    await agents_service.get_usable_agent(session, principal, agent_id)
+    return await repository.list_quick_tasks(session, principal.organization_id, agent_id)
+
+
+async def create_quick_task(
+    session: AsyncSession,
+    principal: OrganizationPrincipal,
+    agent_id: uuid.UUID,
+    data: QuickTaskCreate,
+) -> AgentQuickTask:
+    await agents_service.get_usable_agent(session, principal, agent_id)
+    task = AgentQuickTask(
+        organization_id=principal.organization_id,
+        agent_id=agent_id,
+        created_by_user_id=principal.user_id,
+        **data.model_dump(),
+    )
+    _reschedule(task, principal)
+    if not await repository.save_quick_task(session, task):
+        raise QuickTaskNameTaken(f"This agent already has a quick task named {data.name!r}.")
+    return task
+
+
+async def update_quick_task(
+    session: AsyncSession,
+    principal: OrganizationPrincipal,
+    agent_id: uuid.UUID,
+    task_id: uuid.UUID,
+    data: QuickTaskUpdate,
+) -> AgentQuickTask:
+    task = await _get(session, principal, agent_id, task_id)
+    changes = data.model_dump(exclude_unset=True)
+    for field, value in changes.items():
+        setattr(task, field, value)
+    if {"schedule", "schedule_timezone", "enabled"} & changes.keys():
+        _reschedule(task, principal)
+    if not await repository.save_quick_task(session, task):
+        raise QuickTaskNameTaken(f"This agent already has a quick task named {task.name!r}.")
+    return task
+
+
+async def delete_quick_task(
+    session: AsyncSession, principal: OrganizationPrincipal, agent_id: uuid.UUID, task_id: uuid.UUID
+) -> None:
+    await repository.delete_quick_task(session, await _get(session, principal, agent_id, task_id))
+
+
+async def _get(
+    session: AsyncSession, principal: OrganizationPrincipal, agent_id: uuid.UUID, task_id: uuid.UUID
+) -> AgentQuickTask:
+    await agents_service.get_usable_agent(session, principal, agent_id)
+    task = await repository.get_quick_task(session, principal.organization_id, agent_id, task_id)
+    if task is None:
+        raise QuickTaskNotFound()
+    return task
+
+
+def _reschedule(task: AgentQuickTask, principal: OrganizationPrincipal) -> None:
+    """A (re)scheduled task runs for the admin who scheduled it, from the next cron tick."""
+    if task.schedule is None or task.enabled is False:
+        task.next_run_at = None
+        if task.schedule is None:
+            task.scheduled_by_user_id = None
+        return
+    task.scheduled_by_user_id = principal.user_id
+    task.next_run_at = next_run_at(task.schedule, task.schedule_timezone, datetime.now(UTC))

@@ -20,7 +20,10 @@ from app.core.settings import Settings, get_settings
 from app.health.router import router as health_router
 from app.jobs.queue import create_job_queue
 from app.jobs.worker import running_worker
+from app.llm.client import create_chat_client
 from app.organizations.router import router as organizations_router
+from app.runs.executor import RunRegistry
+from app.runs.router import cancel_router as cancel_runs_router
 from app.runs.router import router as runs_router
 from app.users.router import router as users_router
 from app.webhooks.router import router as webhooks_router
@@ -58,6 +61,9 @@ def create_app(
             app.state.settings = settings
             app.state.token_verifier = create_token_verifier(settings, http_client)
             app.state.identity_cache = IdentityCache()
+            app.state.chat_client = create_chat_client(settings)
+            app.state.run_registry = RunRegistry()
+            stack.push_async_callback(app.state.run_registry.stop_all)
             app.state.engine = engine
             app.state.sessionmaker = create_sessionmaker(engine)
             app.state.job_queue = job_queue
@@ -78,6 +84,7 @@ def create_app(
     app.include_router(users_router)
     app.include_router(agents_router)
     app.include_router(runs_router)
+    app.include_router(cancel_runs_router)
     app.include_router(conversations_router)
     app.include_router(organizations_router)
     app.include_router(webhooks_router)

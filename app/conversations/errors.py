@@ -1,4 +1,4 @@
-from app.core.errors import Forbidden, NotFound
+from app.core.errors import Conflict, Forbidden, NotFound
 
 
 class ConversationNotFound(NotFound):
@@ -9,3 +9,8 @@ class ConversationNotFound(NotFound):
 class ConversationReadOnly(Forbidden):
     problem = "conversation-read-only"
     title = "Conversation is read-only"
+
+
+class ThreadOfAnotherAgent(Conflict):
+    problem = "thread-of-another-agent"
+    title = "Thread belongs to another agent"

@@ -91,6 +91,11 @@ class Message(TenantMixin, Base):
         ),
     )
 
+    # clock_timestamp(), not now(): a run stores several messages in one transaction, and
+    # a thread is read in created_at order.
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.clock_timestamp(), sort_order=10
+    )
     conversation_id: Mapped[uuid.UUID]
     external_id: Mapped[str | None] = mapped_column(Text)
     run_id: Mapped[str | None] = mapped_column(Text)

@@ -1,6 +1,8 @@
 import uuid
+from typing import Any
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.conversations.models import Conversation, ConversationVisibility, Message
@@ -87,3 +89,63 @@ async def list_messages(
         statement.order_by(Message.created_at, Message.id).limit(limit)
     )
     return list(messages)
+
+
+async def get_any_in_organization(
+    session: AsyncSession, organization_id: uuid.UUID, conversation_id: uuid.UUID
+) -> Conversation | None:
+    conversation: Conversation | None = await session.scalar(
+        select(Conversation).where(
+            Conversation.organization_id == organization_id, Conversation.id == conversation_id
+        )
+    )
+    return conversation
+
+
+async def insert_with_id(session: AsyncSession, conversation: Conversation) -> bool:
+    """False if the id is taken (by a conversation this session cannot see)."""
+    try:
+        async with session.begin_nested():
+            session.add(conversation)
+            await session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+async def all_messages(
+    session: AsyncSession, organization_id: uuid.UUID, conversation_id: uuid.UUID
+) -> list[Message]:
+    messages = await session.scalars(
+        select(Message)
+        .where(
+            Message.organization_id == organization_id, Message.conversation_id == conversation_id
+        )
+        .order_by(Message.created_at, Message.id)
+    )
+    return list(messages)
+
+
+async def add_messages(session: AsyncSession, messages: list[Message]) -> None:
+    session.add_all(messages)
+    await session.flush()
+
+
+async def finish_message(
+    session: AsyncSession, organization_id: uuid.UUID, message_id: uuid.UUID, values: dict[str, Any]
+) -> None:
+    await session.execute(
+        update(Message)
+        .where(Message.organization_id == organization_id, Message.id == message_id)
+        .values(**values)
+    )
+
+
+async def touch(
+    session: AsyncSession, organization_id: uuid.UUID, conversation_id: uuid.UUID
+) -> None:
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.organization_id == organization_id, Conversation.id == conversation_id)
+        .values(last_activity_at=func.now())
+    )

@@ -6,16 +6,22 @@ conversation the caller cannot read is `ConversationNotFound`.
 """
 
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import service as agents_service
 from app.auth.principal import OrganizationPrincipal
 from app.conversations import repository
-from app.conversations.errors import ConversationNotFound, ConversationReadOnly
+from app.conversations.errors import (
+    ConversationNotFound,
+    ConversationReadOnly,
+    ThreadOfAnotherAgent,
+)
 from app.conversations.messages import to_ag_ui
-from app.conversations.models import Conversation
+from app.conversations.models import Conversation, ConversationVisibility, Message
 from app.conversations.schemas import (
     ConversationCreate,
     ConversationPage,
@@ -133,3 +139,56 @@ async def list_messages(
     if len(messages) > limit:
         next_cursor = encode_cursor((page[-1].created_at, page[-1].id))
     return MessagePage(items=[to_ag_ui(message) for message in page], next_cursor=next_cursor)
+
+
+async def open_thread(
+    session: AsyncSession,
+    principal: OrganizationPrincipal,
+    conversation_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    title: str,
+) -> Conversation:
+    """The conversation a run writes to (AG-UI's threadId): created on first use, and on
+    every later use checked to be the caller's own and this agent's."""
+    conversation = await repository.get_any_in_organization(
+        session, principal.organization_id, conversation_id
+    )
+    if conversation is None:
+        conversation = Conversation(
+            id=conversation_id,
+            organization_id=principal.organization_id,
+            user_id=principal.user_id,
+            agent_id=agent_id,
+            title=title[:120],
+        )
+        if not await repository.insert_with_id(session, conversation):
+            raise ConversationNotFound()  # the id is another organization's
+        return conversation
+    if conversation.user_id != principal.user_id:
+        if conversation.visibility != ConversationVisibility.organization:
+            raise ConversationNotFound()
+        raise ConversationReadOnly("Only the conversation's owner may run it.")
+    if conversation.agent_id != agent_id:
+        raise ThreadOfAnotherAgent("This thread belongs to another agent.")
+    conversation.last_activity_at = datetime.now(UTC)
+    return conversation
+
+
+async def thread_messages(session: AsyncSession, conversation: Conversation) -> list[Message]:
+    return await repository.all_messages(session, conversation.organization_id, conversation.id)
+
+
+async def add_messages(session: AsyncSession, messages: list[Message]) -> None:
+    await repository.add_messages(session, messages)
+
+
+async def save_assistant_message(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    message_id: uuid.UUID,
+    values: dict[str, Any],
+) -> None:
+    """A run's answer so far (or in full), and the thread's activity."""
+    await repository.finish_message(session, organization_id, message_id, values)
+    await repository.touch(session, organization_id, conversation_id)

@@ -104,6 +104,33 @@ class Settings(BaseSettings):
         default=5, description="Leeway on `exp` and `nbf` for clock skew."
     )
 
+    openai_api_key: str | None = Field(
+        default=None, description="Key of the OpenAI-compatible endpoint (OpenAI, vLLM, Ollama)."
+    )
+    openai_base_url: str | None = Field(
+        default=None, description="Base URL of the OpenAI-compatible endpoint (default: OpenAI)."
+    )
+    llm_model: str | None = Field(
+        default=None,
+        description="Default chat model. No model and no key: the labelled no-LLM mode.",
+    )
+    llm_timeout_seconds: float = Field(
+        default=60.0, description="Timeout of one model request (connect and between chunks)."
+    )
+    llm_max_retries: int = Field(
+        default=2, description="Retries with backoff on 429/5xx before the first token."
+    )
+    run_max_seconds: float = Field(
+        default=300.0, description="A run (even one whose client left) ends after this long."
+    )
+    run_heartbeat_seconds: float = Field(
+        default=15.0, description="An SSE comment after this much silence keeps proxies open."
+    )
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.llm_model and (self.openai_api_key or self.openai_base_url))
+
     @property
     def development_identity(self) -> bool:
         """No Clerk configured: tokens are signed by a key pair generated under DATA_DIR."""

@@ -1,13 +1,24 @@
+import asyncio
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Response
+from ag_ui.core import RunAgentInput
+from fastapi import APIRouter, Body, Header, Request, Response, status
+from fastapi.responses import StreamingResponse
 
 from app.auth.principal import OrganizationPrincipalDep
-from app.core.db import SessionDep
-from app.core.errors import BadRequest
-from app.runs import state_service
+from app.core.db import SessionDep, after_commit
+from app.core.errors import BadRequest, NotFound
+from app.llm.client import chat_model
+from app.runs import executor, state_service
+from app.runs import service as run_service
 from app.runs.schemas import AgentStateRead, AgentStateWrite
+
+
+class RunNotFound(NotFound):
+    problem = "run-not-found"
+    title = "Run not found"
+
 
 router = APIRouter(prefix="/agents/{agent_id}", tags=["runs"])
 
@@ -78,3 +89,60 @@ async def patch_agent_state(
         session, principal, agent_id, operations, _expected_version(if_match)
     )
     return _with_etag(response, state)
+
+
+@router.post(
+    "/runs",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "AG-UI events"}},
+)
+async def run_agent(
+    agent_id: uuid.UUID,
+    run_input: RunAgentInput,
+    request: Request,
+    session: SessionDep,
+    principal: OrganizationPrincipalDep,
+) -> StreamingResponse:
+    """One turn of the agent, streamed as AG-UI events over SSE (threadId = conversation id).
+
+    What the client sends is checked and saved before the stream starts; the answer is saved
+    as it streams and completes even if the client goes away.
+    """
+    state = request.app.state
+    model = chat_model(state.chat_client, state.settings, None)
+    prepared = await run_service.prepare_run(session, principal, agent_id, run_input, model.name)
+    model = chat_model(state.chat_client, state.settings, prepared.agent_model)
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def start() -> None:
+        # After the commit: the run's own sessions must see the rows prepared here.
+        executor.start_run(
+            prepared,
+            model,
+            state.sessionmaker,
+            state.run_registry,
+            state.settings.run_max_seconds,
+            queue,
+        )
+
+    after_commit(session, start)
+    return StreamingResponse(
+        executor.relay(queue, state.settings.run_heartbeat_seconds),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+cancel_router = APIRouter(prefix="/runs", tags=["runs"])
+
+
+@cancel_router.post("/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+async def cancel_run(
+    run_id: str, request: Request, principal: OrganizationPrincipalDep
+) -> dict[str, str]:
+    """Stop a run of the caller's; its partial answer is kept with status `cancelled`."""
+    if not request.app.state.run_registry.cancel(
+        run_id, principal.organization_id, principal.user_id
+    ):
+        raise RunNotFound()
+    return {"run_id": run_id, "status": "cancelling"}

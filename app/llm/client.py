@@ -1,0 +1,105 @@
+"""Chat models behind one small interface: any OpenAI-compatible endpoint through the `openai`
+SDK (OpenAI, Azure, vLLM, Ollama), or, with none configured, the labelled no-LLM mode so that
+every other part of the service runs end to end on a fresh machine.
+"""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import openai
+
+from app.core.settings import Settings
+
+NO_LLM_MODEL = "no-llm"
+NO_LLM_ANSWER = (
+    "[no-LLM mode: no language model is configured on this service, so this answer is not "
+    "generated] I found nothing in this agent's knowledge that matches your question."
+)
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int
+
+
+class ModelError(Exception):
+    """The model endpoint failed or timed out; the message is safe to show to the user."""
+
+
+class ChatModel(Protocol):
+    name: str
+
+    def stream(
+        self, messages: list[dict[str, Any]], parameters: dict[str, Any]
+    ) -> AsyncIterator[TextDelta | Usage]: ...
+
+
+class OpenAIChatModel:
+    def __init__(self, client: openai.AsyncOpenAI, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    async def stream(
+        self, messages: list[dict[str, Any]], parameters: dict[str, Any]
+    ) -> AsyncIterator[TextDelta | Usage]:
+        try:
+            # The SDK retries 429/5xx with backoff (max_retries) before the stream starts.
+            # Typed loosely on purpose: messages and parameters come from stored JSON.
+            create: Any = self.client.chat.completions.create
+            stream = await create(
+                model=self.name,
+                messages=messages,
+                stream=True,
+                stream_options={"include_usage": True},
+                **parameters,
+            )
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    yield Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                for choice in chunk.choices:
+                    if choice.delta.content:
+                        yield TextDelta(choice.delta.content)
+        except openai.APITimeoutError as exc:
+            raise ModelError("The model did not answer in time.") from exc
+        except openai.APIStatusError as exc:
+            raise ModelError(f"The model endpoint answered {exc.status_code}.") from exc
+        except openai.APIError as exc:
+            raise ModelError(f"The model endpoint failed: {exc.message}") from exc
+
+
+class NoModel:
+    """No model configured: say so, clearly labelled, through the same events."""
+
+    name = NO_LLM_MODEL
+
+    async def stream(
+        self, messages: list[dict[str, Any]], parameters: dict[str, Any]
+    ) -> AsyncIterator[TextDelta | Usage]:
+        for word in NO_LLM_ANSWER.split(" "):
+            yield TextDelta(word + " ")
+
+
+def create_chat_client(settings: Settings) -> openai.AsyncOpenAI | None:
+    if not settings.llm_configured:
+        return None
+    return openai.AsyncOpenAI(
+        api_key=settings.openai_api_key or "not-needed",
+        base_url=settings.openai_base_url,
+        timeout=settings.llm_timeout_seconds,
+        max_retries=settings.llm_max_retries,
+    )
+
+
+def chat_model(
+    client: openai.AsyncOpenAI | None, settings: Settings, agent_model: str | None
+) -> ChatModel:
+    if client is None:
+        return NoModel()
+    return OpenAIChatModel(client, agent_model or settings.llm_model or "")

@@ -1,0 +1,176 @@
+"""Running a prepared run: the model's answer streamed as AG-UI events and saved as it goes.
+
+The run is a task of its own, not part of the HTTP response: a client that disconnects stops
+receiving events, not the run, which finishes (within RUN_MAX_SECONDS) and saves its
+message complete. The response only relays the task's events from a queue, with SSE comment
+heartbeats during long silences. `RunRegistry` knows the runs of this process, so that
+`POST /runs/{run_id}/cancel` can stop one (the partial answer is kept, status `cancelled`).
+"""
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from ag_ui.core import (
+    BaseEvent,
+    MessagesSnapshotEvent,
+    RunErrorEvent,
+    RunFinishedEvent,
+    RunStartedEvent,
+    StateSnapshotEvent,
+    TextMessageContentEvent,
+    TextMessageEndEvent,
+    TextMessageStartEvent,
+)
+from ag_ui.encoder import EventEncoder
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.conversations import service as conversations_service
+from app.conversations.models import MessageStatus
+from app.core.db import set_tenant, unit_of_work
+from app.llm.client import ChatModel, ModelError, TextDelta, Usage
+from app.runs.service import PreparedRun
+
+SAVE_EVERY_SECONDS = 1.0  # the partial answer is saved at least this often while streaming
+
+
+@dataclass
+class ActiveRun:
+    organization_id: uuid.UUID
+    user_id: uuid.UUID
+    task: "asyncio.Task[None]"
+
+
+class RunRegistry:
+    def __init__(self) -> None:
+        self._runs: dict[str, ActiveRun] = {}
+
+    def add(self, run_id: str, run: ActiveRun) -> None:
+        self._runs[run_id] = run
+        run.task.add_done_callback(lambda _: self._runs.pop(run_id, None))
+
+    def cancel(self, run_id: str, organization_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        """Only the user who started a run may stop it; anyone else's is unknown to them."""
+        run = self._runs.get(run_id)
+        if run is None or (run.organization_id, run.user_id) != (organization_id, user_id):
+            return False
+        run.task.cancel()
+        return True
+
+    async def stop_all(self) -> None:
+        for run in list(self._runs.values()):
+            run.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await run.task
+
+
+def start_run(
+    prepared: PreparedRun,
+    model: ChatModel,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    registry: RunRegistry,
+    max_seconds: float,
+    queue: "asyncio.Queue[str | None]",
+) -> None:
+    """Start the run's task; its SSE frames arrive on the queue, then None."""
+    task = asyncio.create_task(
+        _execute(prepared, model, sessionmaker, queue, max_seconds), name=f"run {prepared.run_id}"
+    )
+    registry.add(prepared.run_id, ActiveRun(prepared.organization_id, prepared.user_id, task))
+
+
+async def relay(queue: "asyncio.Queue[str | None]", heartbeat_seconds: float) -> AsyncIterator[str]:
+    while True:
+        try:
+            frame = await asyncio.wait_for(queue.get(), heartbeat_seconds)
+        except TimeoutError:
+            yield ": heartbeat\n\n"
+            continue
+        if frame is None:
+            return
+        yield frame
+
+
+async def _execute(
+    prepared: PreparedRun,
+    model: ChatModel,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: "asyncio.Queue[str | None]",
+    max_seconds: float,
+) -> None:
+    encoder = EventEncoder()
+
+    def emit(event: BaseEvent) -> None:
+        queue.put_nowait(encoder.encode(event))
+
+    message_id = prepared.assistant_message_external_id
+    emit(RunStartedEvent(thread_id=prepared.thread_id, run_id=prepared.run_id))
+    if prepared.history_snapshot is not None:
+        emit(MessagesSnapshotEvent(messages=prepared.history_snapshot))
+    emit(StateSnapshotEvent(snapshot=prepared.state))
+    emit(TextMessageStartEvent(message_id=message_id, role="assistant"))
+
+    started = time.monotonic()
+    text: list[str] = []
+    usage = Usage(0, 0)
+    status, error = MessageStatus.complete, None
+    last_save = started
+    try:
+        async with asyncio.timeout(max_seconds):
+            async for item in model.stream(prepared.model_messages, prepared.model_parameters):
+                if isinstance(item, TextDelta):
+                    text.append(item.text)
+                    emit(TextMessageContentEvent(message_id=message_id, delta=item.text))
+                    if time.monotonic() - last_save > SAVE_EVERY_SECONDS:
+                        last_save = time.monotonic()
+                        await _save(sessionmaker, prepared, model, "".join(text), usage, None)
+                else:
+                    usage = item
+    except asyncio.CancelledError:
+        status, error = MessageStatus.cancelled, "The run was cancelled."
+    except TimeoutError:
+        status, error = MessageStatus.error, "The run took too long and was stopped."
+    except ModelError as exc:
+        status, error = MessageStatus.error, str(exc)
+    finally:
+        latency_ms = int((time.monotonic() - started) * 1000)
+        final = {"status": status, "error": error, "latency_ms": latency_ms}
+        # Shielded: a cancelled run still saves what it has.
+        await asyncio.shield(_save(sessionmaker, prepared, model, "".join(text), usage, final))
+        emit(TextMessageEndEvent(message_id=message_id))
+        if status == MessageStatus.complete:
+            emit(RunFinishedEvent(thread_id=prepared.thread_id, run_id=prepared.run_id))
+        else:
+            emit(RunErrorEvent(message=error or "The run failed.", code=status.value))
+        queue.put_nowait(None)
+
+
+async def _save(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    prepared: PreparedRun,
+    model: ChatModel,
+    content: str,
+    usage: Usage,
+    final: dict[str, Any] | None,
+) -> None:
+    values: dict[str, Any] = {
+        "content": content,
+        "parts": [{"type": "text", "text": content}] if content else [],
+        "model": model.name,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        **(final or {}),
+    }
+    async with sessionmaker() as session, unit_of_work(session):
+        await set_tenant(session, prepared.organization_id, prepared.user_id)
+        await conversations_service.save_assistant_message(
+            session,
+            prepared.organization_id,
+            prepared.conversation_id,
+            prepared.assistant_message_id,
+            values,
+        )

@@ -1,0 +1,141 @@
+"""A run is one turn of an agent: `POST /agents/{agent_id}/runs` with AG-UI's
+`RunAgentInput`, answered as a stream of AG-UI events.
+
+`prepare_run` does, in the request's own transaction (committed before the stream starts),
+everything that must hold before the first byte: the agent may be used, the thread
+(conversation) is the caller's and this agent's, the messages the client sent that are not
+stored yet are stored (by their AG-UI ids: resending is harmless), and the assistant's
+message exists with status `streaming`. `app.runs.executor` then streams and saves the
+answer, on sessions of its own, whether or not the client stays.
+"""
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from ag_ui.core import RunAgentInput
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agents import service as agents_service
+from app.auth.principal import OrganizationPrincipal
+from app.conversations import service as conversations_service
+from app.conversations.messages import to_ag_ui
+from app.conversations.models import Message, MessageRole, MessageStatus
+from app.core.errors import UnprocessableContent
+from app.runs import repository
+
+ROLES = {role.value for role in MessageRole}
+
+
+class InvalidThread(UnprocessableContent):
+    problem = "invalid-thread-id"
+    title = "Invalid threadId"
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    organization_id: uuid.UUID
+    user_id: uuid.UUID
+    conversation_id: uuid.UUID
+    thread_id: str
+    run_id: str
+    assistant_message_id: uuid.UUID
+    assistant_message_external_id: str
+    model_messages: list[dict[str, Any]]
+    model_parameters: dict[str, Any]
+    agent_model: str | None
+    history_snapshot: list[dict[str, Any]] | None
+    state: dict[str, Any]
+
+
+async def prepare_run(
+    session: AsyncSession,
+    principal: OrganizationPrincipal,
+    agent_id: uuid.UUID,
+    run_input: RunAgentInput,
+    model_name: str,
+) -> PreparedRun:
+    agent = await agents_service.get_usable_agent(session, principal, agent_id)
+    try:
+        conversation_id = uuid.UUID(run_input.thread_id)
+    except ValueError as exc:
+        raise InvalidThread("threadId must be a UUID: it is the conversation's id.") from exc
+    sent = [_text_of(message) for message in run_input.messages]
+    first_user_text = next((text for role, _, text in sent if role == "user"), "")
+    conversation = await conversations_service.open_thread(
+        session, principal, conversation_id, agent_id, first_user_text
+    )
+    stored = await conversations_service.thread_messages(session, conversation)
+    stored_ids = {message.external_id or str(message.id) for message in stored}
+    sent_ids = {message_id for _, message_id, _ in sent}
+    new = [
+        Message(
+            organization_id=principal.organization_id,
+            conversation_id=conversation.id,
+            external_id=message_id,
+            role=MessageRole(role),
+            content=text,
+            parts=[{"type": "text", "text": text}],
+            tool_call_id=getattr(message, "tool_call_id", None),
+            run_id=run_input.run_id,
+        )
+        for (role, message_id, text), message in zip(sent, run_input.messages, strict=True)
+        if message_id not in stored_ids and role in ROLES
+    ]
+    await conversations_service.add_messages(session, new)
+    history = stored + new
+    assistant = Message(
+        organization_id=principal.organization_id,
+        conversation_id=conversation.id,
+        external_id=str(uuid.uuid4()),
+        role=MessageRole.assistant,
+        status=MessageStatus.streaming,
+        run_id=run_input.run_id,
+        model=model_name,
+    )
+    await conversations_service.add_messages(session, [assistant])
+    state = await repository.get_user_state(
+        session, principal.organization_id, principal.user_id, agent_id
+    )
+    return PreparedRun(
+        organization_id=principal.organization_id,
+        user_id=principal.user_id,
+        conversation_id=conversation.id,
+        thread_id=run_input.thread_id,
+        run_id=run_input.run_id,
+        assistant_message_id=assistant.id,
+        assistant_message_external_id=assistant.external_id or str(assistant.id),
+        model_messages=_model_messages(agent.instructions, history),
+        model_parameters=_parameters(agent.model_settings),
+        agent_model=agent.model_settings.get("model"),
+        # The client lacks part of the thread (a reload, another device): send it first.
+        history_snapshot=[to_ag_ui(message) for message in history]
+        if stored_ids - sent_ids
+        else None,
+        state=state.state if state else {},
+    )
+
+
+def _text_of(message: Any) -> tuple[str, str, str]:
+    content = getattr(message, "content", None)
+    if isinstance(content, list):
+        content = " ".join(getattr(part, "text", "") or "" for part in content)
+    return message.role, message.id, content or ""
+
+
+def _model_messages(instructions: str, history: list[Message]) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    if instructions:
+        messages.append({"role": "system", "content": instructions})
+    for message in history:
+        if message.role in (MessageRole.user, MessageRole.assistant) and message.content:
+            messages.append({"role": str(message.role), "content": message.content})
+    return messages
+
+
+def _parameters(model_settings: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: value
+        for name, value in model_settings.items()
+        if name in ("temperature", "max_tokens", "top_p") and value is not None
+    }

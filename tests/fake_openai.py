@@ -1,0 +1,99 @@
+"""A small OpenAI-compatible server for the tests: `POST /v1/chat/completions` streaming
+chunks exactly as OpenAI's API does (`chat.completion.chunk` objects, a usage chunk, then
+`data: [DONE]`). The last user message steers it:
+
+- `please fail`: 500 before any token (the SDK's retries are off in the tests);
+- `break midway`: three tokens, then the connection drops;
+- `go slowly`: one token every 50 ms, 200 tokens (for cancel and disconnect);
+- anything else: the answer "Hello from the fake model." token by token.
+"""
+
+import asyncio
+import json
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+ANSWER = ["Hello", " from", " the", " fake", " model", "."]
+requests_seen: list[dict[str, Any]] = []
+
+
+def _chunk(content: str | None = None, usage: dict[str, int] | None = None) -> str:
+    body: dict[str, Any] = {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": "fake-model",
+        "choices": []
+        if usage
+        else [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
+    }
+    if usage:
+        body["usage"] = usage
+    return f"data: {json.dumps(body)}\n\n"
+
+
+async def chat_completions(request: Request) -> Response:
+    payload = await request.json()
+    requests_seen.append(payload)
+    last_user = next(
+        (m["content"] for m in reversed(payload["messages"]) if m["role"] == "user"), ""
+    )
+    if "please fail" in last_user:
+        return JSONResponse({"error": {"message": "upstream exploded"}}, status_code=500)
+
+    async def stream() -> AsyncIterator[str]:
+        if "break midway" in last_user:
+            for token in ANSWER[:3]:
+                yield _chunk(token)
+            raise RuntimeError("connection dropped")  # uvicorn aborts the response
+        tokens = [f"t{i} " for i in range(200)] if "go slowly" in last_user else ANSWER
+        for token in tokens:
+            if "go slowly" in last_user:
+                await asyncio.sleep(0.05)
+            yield _chunk(token)
+        yield _chunk(
+            usage={
+                "prompt_tokens": 12,
+                "completion_tokens": len(tokens),
+                "total_tokens": 12 + len(tokens),
+            }
+        )
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+app = Starlette(routes=[Route("/v1/chat/completions", chat_completions, methods=["POST"])])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def serve(application: Any, port: int) -> tuple[uvicorn.Server, "asyncio.Task[None]"]:
+    """Run an ASGI app on a loopback port in this event loop; wait until it listens."""
+    server = uvicorn.Server(
+        uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started:
+            return server, task
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())

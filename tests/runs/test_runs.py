@@ -1,0 +1,334 @@
+"""Runs end to end over real HTTP: the service on a loopback port (its own database, since a
+run saves on sessions of its own), a fake OpenAI-compatible model server beside it, and
+clients that read the SSE stream as CopilotKit does."""
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from app.core import migrations
+from app.core.settings import Settings
+from app.main import create_app
+from tests import clerk, fake_openai
+from tests.conftest import DatabaseUnderTest
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+class Service:
+    def __init__(self, base_url: str, owner_url: str, fake_clerk: clerk.FakeClerk) -> None:
+        self.base_url = base_url
+        self.owner_url = owner_url.replace("postgresql+asyncpg://", "postgresql://")
+        self.clerk = fake_clerk
+
+    def headers(self, user: str = "user_runner", org: str = "org_runs") -> dict[str, str]:
+        return self.clerk.headers(user, org, "admin")
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.owner_url) as conn:
+            return conn.execute(sql, params).fetchall()
+
+
+async def start_service(
+    test_database: DatabaseUnderTest, name: str, **settings: Any
+) -> AsyncIterator[Service]:
+    fake_clerk = clerk.FakeClerk()
+    with test_database.scratch_database(name) as roles:
+        owner_url = test_database.url(roles.owner, roles.database)
+        await asyncio.to_thread(migrations.upgrade, owner_url, roles.app)
+        values = {
+            "app_env": "test",
+            "database_url": test_database.url(roles.app, roles.database),
+            "database_app_role": roles.app,
+            "run_worker_in_process": False,
+            "clerk_issuer": clerk.ISSUER,
+            "clerk_authorized_parties": clerk.AUTHORIZED_PARTY,
+            "run_heartbeat_seconds": 0.5,
+            **settings,
+        }
+        app = create_app(Settings.model_validate(values), http_transport=fake_clerk.transport)
+        port = fake_openai.free_port()
+        server, task = await fake_openai.serve(app, port)
+        try:
+            yield Service(f"http://127.0.0.1:{port}", owner_url, fake_clerk)
+        finally:
+            server.should_exit = True
+            await task
+
+
+@pytest.fixture(scope="session")
+async def model_url() -> AsyncIterator[str]:
+    port = fake_openai.free_port()
+    server, task = await fake_openai.serve(fake_openai.app, port)
+    yield f"http://127.0.0.1:{port}/v1"
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture(scope="session")
+async def service(test_database: DatabaseUnderTest, model_url: str) -> AsyncIterator[Service]:
+    async for running in start_service(
+        test_database,
+        "runs",
+        openai_base_url=model_url,
+        openai_api_key="test-key",
+        llm_model="fake-model",
+        llm_max_retries=0,
+    ):
+        yield running
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        yield client
+
+
+async def new_agent(http: httpx.AsyncClient, service: Service, **fields: Any) -> str:
+    response = await http.post(
+        f"{service.base_url}/agents",
+        json={"slug": f"a-{uuid.uuid4().hex[:8]}", "name": "Runner", **fields},
+        headers=service.headers(),
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def run_input(
+    thread_id: str, *messages: tuple[str, str], run_id: str | None = None
+) -> dict[str, Any]:
+    return {
+        "threadId": thread_id,
+        "runId": run_id or fake_openai.new_id(),
+        "messages": [{"id": mid, "role": "user", "content": text} for mid, text in messages],
+        "state": {},
+        "tools": [],
+        "context": [],
+        "forwardedProps": {},
+    }
+
+
+async def run(
+    http: httpx.AsyncClient, service: Service, agent_id: str, body: dict[str, Any]
+) -> list[dict[str, Any]]:
+    events = []
+    async with http.stream(
+        "POST", f"{service.base_url}/agents/{agent_id}/runs", json=body, headers=service.headers()
+    ) as response:
+        assert response.status_code == 200, await response.aread()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line.removeprefix("data: ")))
+    return events
+
+
+def types(events: list[dict[str, Any]]) -> list[str]:
+    return [event["type"] for event in events]
+
+
+async def wait_for_status(service: Service, message_id: str, status: str) -> tuple[Any, ...]:
+    for _ in range(200):
+        rows = service.rows(
+            "SELECT status, content, error, input_tokens, output_tokens FROM messages "
+            "WHERE external_id = %s",
+            message_id,
+        )
+        if rows and rows[0][0] == status:
+            return rows[0]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"message {message_id} never reached {status}: {rows}")
+
+
+async def test_a_run_streams_ag_ui_events_and_saves_the_answer(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    agent_id = await new_agent(http, service, instructions="You are terse.")
+    thread = fake_openai.new_id()
+    events = await run(http, service, agent_id, run_input(thread, ("m1", "Hi there")))
+
+    assert types(events)[:3] == ["RUN_STARTED", "STATE_SNAPSHOT", "TEXT_MESSAGE_START"]
+    assert types(events)[-2:] == ["TEXT_MESSAGE_END", "RUN_FINISHED"]
+    text = "".join(e["delta"] for e in events if e["type"] == "TEXT_MESSAGE_CONTENT")
+    assert text == "Hello from the fake model."
+    message_id = events[2]["messageId"]
+    _, content, error, tokens_in, tokens_out = await wait_for_status(
+        service, message_id, "complete"
+    )
+    assert (content, error, tokens_in, tokens_out) == (text, None, 12, 6)
+    sent = fake_openai.requests_seen[-1]["messages"]
+    assert sent[0] == {"role": "system", "content": "You are terse."}
+    assert sent[-1] == {"role": "user", "content": "Hi there"}
+
+    listed = await http.get(
+        f"{service.base_url}/conversations/{thread}/messages", headers=service.headers()
+    )
+    assert [m["role"] for m in listed.json()["items"]] == ["user", "assistant"]
+
+
+async def test_a_client_with_only_the_newest_message_first_gets_the_stored_history(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    agent_id = await new_agent(http, service)
+    thread = fake_openai.new_id()
+    first = await run(http, service, agent_id, run_input(thread, ("m1", "First question")))
+    assert "MESSAGES_SNAPSHOT" not in types(first)
+    second = await run(http, service, agent_id, run_input(thread, ("m3", "Second question")))
+    assert types(second)[:2] == ["RUN_STARTED", "MESSAGES_SNAPSHOT"]
+    snapshot = second[1]["messages"]
+    assert [(m["role"], m.get("content", "")[:6]) for m in snapshot] == [
+        ("user", "First "),
+        ("assistant", "Hello "),
+        ("user", "Second"),
+    ]
+    # The model saw the whole thread, not only what the client sent.
+    roles = [m["role"] for m in fake_openai.requests_seen[-1]["messages"]]
+    assert roles == ["user", "assistant", "user"]
+
+
+async def test_resending_messages_does_not_store_them_twice(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    agent_id = await new_agent(http, service)
+    thread = fake_openai.new_id()
+    await run(http, service, agent_id, run_input(thread, ("m1", "Once")))
+    await run(http, service, agent_id, run_input(thread, ("m1", "Once"), ("m2", "Twice")))
+    rows = service.rows(
+        "SELECT external_id FROM messages WHERE conversation_id = %s AND role = 'user' "
+        "ORDER BY created_at",
+        uuid.UUID(thread),
+    )
+    assert [row[0] for row in rows] == ["m1", "m2"]
+
+
+async def test_an_upstream_error_ends_with_run_error_and_keeps_the_message(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    agent_id = await new_agent(http, service)
+    events = await run(
+        http, service, agent_id, run_input(fake_openai.new_id(), ("m1", "please fail"))
+    )
+    assert types(events)[-1] == "RUN_ERROR"
+    assert "500" in events[-1]["message"]
+    message_id = next(e["messageId"] for e in events if e["type"] == "TEXT_MESSAGE_START")
+    _, content, error, *_ = await wait_for_status(service, message_id, "error")
+    assert content == "" and "500" in error
+
+
+async def test_an_upstream_failure_mid_stream_keeps_the_partial_answer(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    agent_id = await new_agent(http, service)
+    events = await run(
+        http, service, agent_id, run_input(fake_openai.new_id(), ("m1", "break midway"))
+    )
+    assert types(events)[-1] == "RUN_ERROR"
+    message_id = next(e["messageId"] for e in events if e["type"] == "TEXT_MESSAGE_START")
+    _, content, *_ = await wait_for_status(service, message_id, "error")
+    assert content == "Hello from the"
+
+
+async def test_a_client_that_disconnects_loses_nothing(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    agent_id = await new_agent(http, service)
+    body = run_input(fake_openai.new_id(), ("m1", "go slowly"))
+    message_id = None
+    async with http.stream(
+        "POST", f"{service.base_url}/agents/{agent_id}/runs", json=body, headers=service.headers()
+    ) as response:
+        async for line in response.aiter_lines():
+            if '"TEXT_MESSAGE_CONTENT"' in line:
+                message_id = json.loads(line.removeprefix("data: "))["messageId"]
+                break  # the client goes away after the first token
+    assert message_id is not None
+    _, content, *_ = await wait_for_status(service, message_id, "complete")
+    assert content.count("t") == 200
+
+
+async def test_cancel_stops_the_run_and_keeps_the_partial_answer(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    agent_id = await new_agent(http, service)
+    run_id = fake_openai.new_id()
+    body = run_input(fake_openai.new_id(), ("m1", "go slowly"), run_id=run_id)
+    events: list[dict[str, Any]] = []
+    async with http.stream(
+        "POST", f"{service.base_url}/agents/{agent_id}/runs", json=body, headers=service.headers()
+    ) as response:
+        async for line in response.aiter_lines():
+            if not line.startswith("data: "):
+                continue
+            events.append(json.loads(line.removeprefix("data: ")))
+            if types(events).count("TEXT_MESSAGE_CONTENT") == 3:
+                outsider = service.clerk.headers("user_other", "org_other", "admin")
+                refused = await http.post(
+                    f"{service.base_url}/runs/{run_id}/cancel", headers=outsider
+                )
+                assert refused.status_code == 404
+                cancelled = await http.post(
+                    f"{service.base_url}/runs/{run_id}/cancel", headers=service.headers()
+                )
+                assert cancelled.status_code == 202
+    assert types(events)[-1] == "RUN_ERROR"
+    assert events[-1]["code"] == "cancelled"
+    message_id = next(e["messageId"] for e in events if e["type"] == "TEXT_MESSAGE_START")
+    _, content, *_ = await wait_for_status(service, message_id, "cancelled")
+    assert 3 <= content.count("t") < 200
+
+
+async def test_a_thread_id_must_be_a_uuid(http: httpx.AsyncClient, service: Service) -> None:
+    agent_id = await new_agent(http, service)
+    response = await http.post(
+        f"{service.base_url}/agents/{agent_id}/runs",
+        json=run_input("not-a-uuid", ("m1", "hi")),
+        headers=service.headers(),
+    )
+    assert response.status_code == 422
+    assert response.json()["type"] == "/problems/invalid-thread-id"
+
+
+async def test_another_organizations_thread_and_agent_are_404(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    agent_id = await new_agent(http, service)
+    thread = fake_openai.new_id()
+    await run(http, service, agent_id, run_input(thread, ("m1", "mine")))
+    outsider = service.clerk.headers("user_outsider", "org_outsider", "admin")
+    theirs = await http.post(
+        f"{service.base_url}/agents",
+        json={"slug": "outsider", "name": "Outsider"},
+        headers=outsider,
+    )
+    on_my_thread = await http.post(
+        f"{service.base_url}/agents/{theirs.json()['id']}/runs",
+        json=run_input(thread, ("x1", "let me in")),
+        headers=outsider,
+    )
+    on_my_agent = await http.post(
+        f"{service.base_url}/agents/{agent_id}/runs",
+        json=run_input(fake_openai.new_id(), ("x2", "let me in")),
+        headers=outsider,
+    )
+    assert (on_my_thread.status_code, on_my_agent.status_code) == (404, 404)
+    rows = service.rows(
+        "SELECT count(*) FROM messages WHERE conversation_id = %s", uuid.UUID(thread)
+    )
+    assert rows[0][0] == 2
+
+
+async def test_without_a_model_the_no_llm_mode_answers_labelled(
+    http: httpx.AsyncClient, test_database: DatabaseUnderTest
+) -> None:
+    async for service in start_service(test_database, "nollm"):
+        agent_id = await new_agent(http, service)
+        events = await run(http, service, agent_id, run_input(fake_openai.new_id(), ("m1", "hi")))
+        assert types(events)[-1] == "RUN_FINISHED"
+        text = "".join(e["delta"] for e in events if e["type"] == "TEXT_MESSAGE_CONTENT")
+        assert text.startswith("[no-LLM mode")

@@ -1,0 +1,110 @@
+"""Fixtures for runs: the service on a loopback port with a database of its own (a run saves
+on sessions of its own, so its rows must commit), beside a fake OpenAI-compatible server."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from app.core import migrations
+from app.core.settings import Settings
+from app.main import create_app
+from tests import clerk, fake_openai
+from tests.conftest import DatabaseUnderTest
+
+
+class Service:
+    def __init__(self, base_url: str, owner_url: str, fake_clerk: clerk.FakeClerk) -> None:
+        self.base_url = base_url
+        self.owner_url = owner_url.replace("postgresql+asyncpg://", "postgresql://")
+        self.clerk = fake_clerk
+
+    def headers(self, user: str = "user_runner", org: str = "org_runs") -> dict[str, str]:
+        return self.clerk.headers(user, org, "admin")
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.owner_url) as conn:
+            return conn.execute(sql, params).fetchall()
+
+
+async def start_service(
+    test_database: DatabaseUnderTest, name: str, **settings: Any
+) -> AsyncIterator[Service]:
+    fake_clerk = clerk.FakeClerk()
+    with test_database.scratch_database(name) as roles:
+        owner_url = test_database.url(roles.owner, roles.database)
+        await asyncio.to_thread(migrations.upgrade, owner_url, roles.app)
+        values = {
+            "app_env": "test",
+            "database_url": test_database.url(roles.app, roles.database),
+            "database_app_role": roles.app,
+            "run_worker_in_process": False,
+            "clerk_issuer": clerk.ISSUER,
+            "clerk_authorized_parties": clerk.AUTHORIZED_PARTY,
+            "run_heartbeat_seconds": 0.5,
+            **settings,
+        }
+        app = create_app(Settings.model_validate(values), http_transport=fake_clerk.transport)
+        port = fake_openai.free_port()
+        server, task = await fake_openai.serve(app, port)
+        try:
+            yield Service(f"http://127.0.0.1:{port}", owner_url, fake_clerk)
+        finally:
+            server.should_exit = True
+            await task
+
+
+@pytest.fixture(scope="session")
+async def model_url() -> AsyncIterator[str]:
+    port = fake_openai.free_port()
+    server, task = await fake_openai.serve(fake_openai.app, port)
+    yield f"http://127.0.0.1:{port}/v1"
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture(scope="session")
+async def service(test_database: DatabaseUnderTest, model_url: str) -> AsyncIterator[Service]:
+    async for running in start_service(
+        test_database,
+        "runs",
+        openai_base_url=model_url,
+        openai_api_key="test-key",
+        llm_model="fake-model",
+        llm_max_retries=0,
+    ):
+        yield running
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        yield client
+
+
+async def new_agent(http: httpx.AsyncClient, service: Service, **fields: Any) -> str:
+    response = await http.post(
+        f"{service.base_url}/agents",
+        json={"slug": f"a-{uuid.uuid4().hex[:8]}", "name": "Runner", **fields},
+        headers=service.headers(),
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def run_input(
+    thread_id: str, *messages: tuple[str, str], run_id: str | None = None
+) -> dict[str, Any]:
+    return {
+        "threadId": thread_id,
+        "runId": run_id or fake_openai.new_id(),
+        "messages": [{"id": mid, "role": "user", "content": text} for mid, text in messages],
+        "state": {},
+        "tools": [],
+        "context": [],
+        "forwardedProps": {},
+    }

@@ -29,6 +29,9 @@ class ModelSettings(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1, le=200_000)
     top_p: float | None = Field(default=None, gt=0, le=1)
+    context_window: int | None = Field(
+        default=None, ge=1_000, le=10_000_000, description="Tokens (default: the service's)."
+    )
 
 
 class RetrievalSettings(BaseModel):

@@ -120,6 +120,12 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(
         default=2, description="Retries with backoff on 429/5xx before the first token."
     )
+    llm_context_tokens: int = Field(
+        default=128_000, description="Context window of the default model, in tokens."
+    )
+    llm_reserved_output_tokens: int = Field(
+        default=4_096, description="Room kept in the window for the answer."
+    )
     run_max_seconds: float = Field(
         default=300.0, description="A run (even one whose client left) ends after this long."
     )

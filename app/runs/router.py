@@ -110,7 +110,9 @@ async def run_agent(
     """
     state = request.app.state
     model = chat_model(state.chat_client, state.settings, None)
-    prepared = await run_service.prepare_run(session, principal, agent_id, run_input, model.name)
+    prepared = await run_service.prepare_run(
+        session, principal, agent_id, run_input, model.name, state.settings
+    )
     model = chat_model(state.chat_client, state.settings, prepared.agent_model)
     queue: asyncio.Queue[str | None] = asyncio.Queue()
 

@@ -22,6 +22,8 @@ from app.conversations import service as conversations_service
 from app.conversations.messages import to_ag_ui
 from app.conversations.models import Message, MessageRole, MessageStatus
 from app.core.errors import UnprocessableContent
+from app.core.settings import Settings
+from app.llm.context import trim_to_window
 from app.runs import repository
 
 ROLES = {role.value for role in MessageRole}
@@ -54,6 +56,7 @@ async def prepare_run(
     agent_id: uuid.UUID,
     run_input: RunAgentInput,
     model_name: str,
+    settings: Settings,
 ) -> PreparedRun:
     agent = await agents_service.get_usable_agent(session, principal, agent_id)
     try:
@@ -105,7 +108,9 @@ async def prepare_run(
         run_id=run_input.run_id,
         assistant_message_id=assistant.id,
         assistant_message_external_id=assistant.external_id or str(assistant.id),
-        model_messages=_model_messages(agent.instructions, history),
+        model_messages=trim_to_window(
+            _model_messages(agent.instructions, history), _budget(agent.model_settings, settings)
+        ),
         model_parameters=_parameters(agent.model_settings),
         agent_model=agent.model_settings.get("model"),
         # The client lacks part of the thread (a reload, another device): send it first.
@@ -131,6 +136,12 @@ def _model_messages(instructions: str, history: list[Message]) -> list[dict[str,
         if message.role in (MessageRole.user, MessageRole.assistant) and message.content:
             messages.append({"role": str(message.role), "content": message.content})
     return messages
+
+
+def _budget(model_settings: dict[str, Any], settings: Settings) -> int:
+    window = model_settings.get("context_window") or settings.llm_context_tokens
+    reserved = model_settings.get("max_tokens") or settings.llm_reserved_output_tokens
+    return max(int(window) - int(reserved), 1)
 
 
 def _parameters(model_settings: dict[str, Any]) -> dict[str, Any]:

@@ -235,3 +235,23 @@ async def test_without_a_model_the_no_llm_mode_answers_labelled(
         assert types(events)[-1] == "RUN_FINISHED"
         text = "".join(e["delta"] for e in events if e["type"] == "TEXT_MESSAGE_CONTENT")
         assert text.startswith("[no-LLM mode")
+
+
+async def test_long_threads_are_trimmed_to_the_agents_context_window(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    agent_id = await new_agent(
+        http,
+        service,
+        instructions="Keep me.",
+        model_settings={"context_window": 1_000, "max_tokens": 200},
+    )
+    thread = fake_openai.new_id()
+    for turn in range(6):
+        await run(
+            http, service, agent_id, run_input(thread, (f"m{turn}", f"turn {turn} " + "w" * 1_200))
+        )
+    sent = fake_openai.requests_seen[-1]["messages"]
+    assert sent[0] == {"role": "system", "content": "Keep me."}
+    assert sent[-1]["content"].startswith("turn 5")
+    assert not any(m["content"].startswith("turn 0") for m in sent)

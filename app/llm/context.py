@@ -1,0 +1,28 @@
+"""Fitting a conversation into the model's context window.
+
+Tokens are estimated, not counted: an exact count needs the model's own tokenizer, which
+this service cannot download at run time and which differs between the providers it talks
+to. About four characters a token (English, code) with a small overhead per message is
+close enough to keep a margin; the estimate errs high for short messages.
+"""
+
+from typing import Any
+
+CHARACTERS_PER_TOKEN = 4
+TOKENS_PER_MESSAGE = 4
+
+
+def estimate_tokens(message: dict[str, Any]) -> int:
+    content = message.get("content") or ""
+    return len(str(content)) // CHARACTERS_PER_TOKEN + TOKENS_PER_MESSAGE
+
+
+def trim_to_window(messages: list[dict[str, Any]], budget_tokens: int) -> list[dict[str, Any]]:
+    """Drop the oldest messages (never the system prompt, never the newest message) until
+    the rest fits in `budget_tokens`."""
+    system = [message for message in messages if message["role"] == "system"]
+    rest = [message for message in messages if message["role"] != "system"]
+    used = sum(estimate_tokens(message) for message in system + rest)
+    while len(rest) > 1 and used > budget_tokens:
+        used -= estimate_tokens(rest.pop(0))
+    return system + rest

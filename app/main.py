@@ -25,6 +25,7 @@ from app.organizations.router import router as organizations_router
 from app.runs.executor import RunRegistry
 from app.runs.router import cancel_router as cancel_runs_router
 from app.runs.router import router as runs_router
+from app.usage.router import router as usage_router
 from app.users.router import router as users_router
 from app.webhooks.router import router as webhooks_router
 
@@ -86,6 +87,7 @@ def create_app(
     app.include_router(runs_router)
     app.include_router(cancel_runs_router)
     app.include_router(conversations_router)
+    app.include_router(usage_router)
     app.include_router(organizations_router)
     app.include_router(webhooks_router)
     return app

@@ -15,7 +15,8 @@ def test_readme_lists_every_setting_with_its_default() -> None:
     for name, field in Settings.model_fields.items():
         key = name.upper()
         assert key in rows, f"{key} is missing from the README's configuration table"
-        expected = "(unset)" if field.default is None else f"`{field.default}`"
+        default = field.get_default(call_default_factory=True)
+        expected = "(unset)" if default is None else f"`{default}`"
         assert rows[key] == expected, f"{key}: README says {rows[key]}, code says {expected}"
     assert set(rows) <= {name.upper() for name in Settings.model_fields}
 

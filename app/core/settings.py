@@ -126,6 +126,11 @@ class Settings(BaseSettings):
     llm_reserved_output_tokens: int = Field(
         default=4_096, description="Room kept in the window for the answer."
     )
+    llm_prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description='USD per million tokens by model, JSON: {"gpt-4o-mini": {"input": 0.15, '
+        '"output": 0.6}}. Models without a price show no cost.',
+    )
     run_max_seconds: float = Field(
         default=300.0, description="A run (even one whose client left) ends after this long."
     )

@@ -5,6 +5,8 @@ chunks exactly as OpenAI's API does (`chat.completion.chunk` objects, a usage ch
 - `please fail`: 500 before any token (the SDK's retries are off in the tests);
 - `break midway`: three tokens, then the connection drops;
 - `go slowly`: one token every 50 ms, 200 tokens (for cancel and disconnect);
+- `call the tool` (with `tools` in the request): a call of the first tool, its arguments in
+  two pieces; after a `tool` message: "The tool said: <its content>";
 - anything else: the answer "Hello from the fake model." token by token.
 """
 
@@ -26,15 +28,18 @@ ANSWER = ["Hello", " from", " the", " fake", " model", "."]
 requests_seen: list[dict[str, Any]] = []
 
 
-def _chunk(content: str | None = None, usage: dict[str, int] | None = None) -> str:
+def _chunk(
+    content: str | None = None,
+    usage: dict[str, int] | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
+) -> str:
+    delta: dict[str, Any] = {"tool_calls": tool_calls} if tool_calls else {"content": content}
     body: dict[str, Any] = {
         "id": "chatcmpl-test",
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": "fake-model",
-        "choices": []
-        if usage
-        else [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
+        "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": None}],
     }
     if usage:
         body["usage"] = usage
@@ -50,7 +55,21 @@ async def chat_completions(request: Request) -> Response:
     if "please fail" in last_user:
         return JSONResponse({"error": {"message": "upstream exploded"}}, status_code=500)
 
+    last = payload["messages"][-1]
+
     async def stream() -> AsyncIterator[str]:
+        if last["role"] == "tool":
+            yield _chunk(f"The tool said: {last['content']}")
+            yield "data: [DONE]\n\n"
+            return
+        if "call the tool" in last_user and payload.get("tools"):
+            name = payload["tools"][0]["function"]["name"]
+            start = {"index": 0, "id": "call_fe1", "type": "function"}
+            yield _chunk(tool_calls=[{**start, "function": {"name": name, "arguments": ""}}])
+            for piece in ('{"city": ', '"Oslo"}'):
+                yield _chunk(tool_calls=[{"index": 0, "function": {"arguments": piece}}])
+            yield "data: [DONE]\n\n"
+            return
         if "break midway" in last_user:
             for token in ANSWER[:3]:
                 yield _chunk(token)

@@ -24,6 +24,16 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class ToolCallDelta:
+    """A piece of a tool call: the first piece of each call carries its id and name."""
+
+    index: int
+    id: str | None
+    name: str | None
+    arguments: str
+
+
+@dataclass(frozen=True)
 class Usage:
     input_tokens: int
     output_tokens: int
@@ -37,8 +47,11 @@ class ChatModel(Protocol):
     name: str
 
     def stream(
-        self, messages: list[dict[str, Any]], parameters: dict[str, Any]
-    ) -> AsyncIterator[TextDelta | Usage]: ...
+        self,
+        messages: list[dict[str, Any]],
+        parameters: dict[str, Any],
+        tools: list[dict[str, Any]],
+    ) -> AsyncIterator[TextDelta | ToolCallDelta | Usage]: ...
 
 
 class OpenAIChatModel:
@@ -47,8 +60,13 @@ class OpenAIChatModel:
         self.name = name
 
     async def stream(
-        self, messages: list[dict[str, Any]], parameters: dict[str, Any]
-    ) -> AsyncIterator[TextDelta | Usage]:
+        self,
+        messages: list[dict[str, Any]],
+        parameters: dict[str, Any],
+        tools: list[dict[str, Any]],
+    ) -> AsyncIterator[TextDelta | ToolCallDelta | Usage]:
+        if tools:
+            parameters = {**parameters, "tools": tools}
         try:
             # The SDK retries 429/5xx with backoff (max_retries) before the stream starts.
             # Typed loosely on purpose: messages and parameters come from stored JSON.
@@ -66,6 +84,14 @@ class OpenAIChatModel:
                 for choice in chunk.choices:
                     if choice.delta.content:
                         yield TextDelta(choice.delta.content)
+                    for call in choice.delta.tool_calls or []:
+                        function = call.function
+                        yield ToolCallDelta(
+                            index=call.index,
+                            id=call.id,
+                            name=function.name if function else None,
+                            arguments=(function.arguments or "") if function else "",
+                        )
         except openai.APITimeoutError as exc:
             raise ModelError("The model did not answer in time.") from exc
         except openai.APIStatusError as exc:
@@ -80,8 +106,11 @@ class NoModel:
     name = NO_LLM_MODEL
 
     async def stream(
-        self, messages: list[dict[str, Any]], parameters: dict[str, Any]
-    ) -> AsyncIterator[TextDelta | Usage]:
+        self,
+        messages: list[dict[str, Any]],
+        parameters: dict[str, Any],
+        tools: list[dict[str, Any]],
+    ) -> AsyncIterator[TextDelta | ToolCallDelta | Usage]:
         for word in NO_LLM_ANSWER.split(" "):
             yield TextDelta(word + " ")
 

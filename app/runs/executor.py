@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,9 @@ from ag_ui.core import (
     TextMessageContentEvent,
     TextMessageEndEvent,
     TextMessageStartEvent,
+    ToolCallArgsEvent,
+    ToolCallEndEvent,
+    ToolCallStartEvent,
 )
 from ag_ui.encoder import EventEncoder
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -32,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.conversations import service as conversations_service
 from app.conversations.models import MessageStatus
 from app.core.db import set_tenant, unit_of_work
-from app.llm.client import ChatModel, ModelError, TextDelta, Usage
+from app.llm.client import ChatModel, ModelError, TextDelta, ToolCallDelta, Usage
 from app.runs.service import PreparedRun
 
 SAVE_EVERY_SECONDS = 1.0  # the partial answer is saved at least this often while streaming
@@ -112,24 +115,24 @@ async def _execute(
     if prepared.history_snapshot is not None:
         emit(MessagesSnapshotEvent(messages=prepared.history_snapshot))
     emit(StateSnapshotEvent(snapshot=prepared.state))
-    emit(TextMessageStartEvent(message_id=message_id, role="assistant"))
 
+    answer = _Answer(message_id, emit)
     started = time.monotonic()
-    text: list[str] = []
     usage = Usage(0, 0)
     status, error = MessageStatus.complete, None
     last_save = started
     try:
         async with asyncio.timeout(max_seconds):
-            async for item in model.stream(prepared.model_messages, prepared.model_parameters):
-                if isinstance(item, TextDelta):
-                    text.append(item.text)
-                    emit(TextMessageContentEvent(message_id=message_id, delta=item.text))
-                    if time.monotonic() - last_save > SAVE_EVERY_SECONDS:
-                        last_save = time.monotonic()
-                        await _save(sessionmaker, prepared, model, "".join(text), usage, None)
-                else:
+            async for item in model.stream(
+                prepared.model_messages, prepared.model_parameters, prepared.tools
+            ):
+                if isinstance(item, Usage):
                     usage = item
+                    continue
+                answer.add(item)
+                if time.monotonic() - last_save > SAVE_EVERY_SECONDS:
+                    last_save = time.monotonic()
+                    await _save(sessionmaker, prepared, model, answer, usage, None)
     except asyncio.CancelledError:
         status, error = MessageStatus.cancelled, "The run was cancelled."
     except TimeoutError:
@@ -137,11 +140,11 @@ async def _execute(
     except ModelError as exc:
         status, error = MessageStatus.error, str(exc)
     finally:
+        answer.close()
         latency_ms = int((time.monotonic() - started) * 1000)
         final = {"status": status, "error": error, "latency_ms": latency_ms}
         # Shielded: a cancelled run still saves what it has.
-        await asyncio.shield(_save(sessionmaker, prepared, model, "".join(text), usage, final))
-        emit(TextMessageEndEvent(message_id=message_id))
+        await asyncio.shield(_save(sessionmaker, prepared, model, answer, usage, final))
         if status == MessageStatus.complete:
             emit(RunFinishedEvent(thread_id=prepared.thread_id, run_id=prepared.run_id))
         else:
@@ -149,17 +152,77 @@ async def _execute(
         queue.put_nowait(None)
 
 
+class _Answer:
+    """The assistant's message as it streams: its text and the tool calls it makes, turned
+    into AG-UI events (a text message opens on its first text, and closes when a tool call
+    starts or the answer ends)."""
+
+    def __init__(self, message_id: str, emit: Callable[[BaseEvent], None]) -> None:
+        self.message_id = message_id
+        self.emit = emit
+        self.text: list[str] = []
+        self.calls: dict[int, dict[str, str]] = {}
+        self._text_open = False
+
+    def add(self, item: TextDelta | ToolCallDelta) -> None:
+        if isinstance(item, TextDelta):
+            if not self._text_open:
+                self.emit(TextMessageStartEvent(message_id=self.message_id, role="assistant"))
+                self._text_open = True
+            self.text.append(item.text)
+            self.emit(TextMessageContentEvent(message_id=self.message_id, delta=item.text))
+            return
+        call = self.calls.get(item.index)
+        if call is None:
+            self._close_text()
+            call = {
+                "id": item.id or f"call_{uuid.uuid4().hex}",
+                "name": item.name or "",
+                "arguments": "",
+            }
+            self.calls[item.index] = call
+            self.emit(
+                ToolCallStartEvent(
+                    tool_call_id=call["id"],
+                    tool_call_name=call["name"],
+                    parent_message_id=self.message_id,
+                )
+            )
+        if item.arguments:
+            call["arguments"] += item.arguments
+            self.emit(ToolCallArgsEvent(tool_call_id=call["id"], delta=item.arguments))
+
+    def close(self) -> None:
+        self._close_text()
+        for call in self.calls.values():
+            self.emit(ToolCallEndEvent(tool_call_id=call["id"]))
+
+    def _close_text(self) -> None:
+        if self._text_open:
+            self.emit(TextMessageEndEvent(message_id=self.message_id))
+            self._text_open = False
+
+    @property
+    def content(self) -> str:
+        return "".join(self.text)
+
+    @property
+    def parts(self) -> list[dict[str, Any]]:
+        parts: list[dict[str, Any]] = [{"type": "text", "text": self.content}] if self.text else []
+        return parts + [{"type": "tool_call", **call} for call in self.calls.values()]
+
+
 async def _save(
     sessionmaker: async_sessionmaker[AsyncSession],
     prepared: PreparedRun,
     model: ChatModel,
-    content: str,
+    answer: _Answer,
     usage: Usage,
     final: dict[str, Any] | None,
 ) -> None:
     values: dict[str, Any] = {
-        "content": content,
-        "parts": [{"type": "text", "text": content}] if content else [],
+        "content": answer.content,
+        "parts": answer.parts,
         "model": model.name,
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,

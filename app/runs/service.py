@@ -48,6 +48,9 @@ class PreparedRun:
     agent_model: str | None
     history_snapshot: list[dict[str, Any]] | None
     state: dict[str, Any]
+    # Front-end tools (declared by the client in `tools`): the model may call them; the run
+    # then ends, and the client runs the tool and sends its result in the next run.
+    tools: list[dict[str, Any]]
 
 
 async def prepare_run(
@@ -118,6 +121,17 @@ async def prepare_run(
         if stored_ids - sent_ids
         else None,
         state=state.state if state else {},
+        tools=[
+            {
+                "type": "function",
+                "function": {
+                    "name": tool.name,
+                    "description": tool.description,
+                    "parameters": tool.parameters,
+                },
+            }
+            for tool in run_input.tools or []
+        ],
     )
 
 
@@ -133,8 +147,26 @@ def _model_messages(instructions: str, history: list[Message]) -> list[dict[str,
     if instructions:
         messages.append({"role": "system", "content": instructions})
     for message in history:
-        if message.role in (MessageRole.user, MessageRole.assistant) and message.content:
-            messages.append({"role": str(message.role), "content": message.content})
+        calls = [
+            {
+                "id": part["id"],
+                "type": "function",
+                "function": {"name": part["name"], "arguments": part.get("arguments", "")},
+            }
+            for part in message.parts
+            if part.get("type") == "tool_call"
+        ]
+        if message.role == MessageRole.assistant and (message.content or calls):
+            messages.append(
+                {"role": "assistant", "content": message.content or None}
+                | ({"tool_calls": calls} if calls else {})
+            )
+        elif message.role == MessageRole.tool and message.tool_call_id:
+            messages.append(
+                {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+            )
+        elif message.role == MessageRole.user and message.content:
+            messages.append({"role": "user", "content": message.content})
     return messages
 
 

@@ -114,12 +114,18 @@ async def test_an_upstream_error_ends_with_run_error_and_keeps_the_message(
     http: httpx.AsyncClient, service: Service
 ) -> None:
     agent_id = await new_agent(http, service)
+    run_id = fake_openai.new_id()
     events = await run(
-        http, service, agent_id, run_input(fake_openai.new_id(), ("m1", "please fail"))
+        http,
+        service,
+        agent_id,
+        run_input(fake_openai.new_id(), ("m1", "please fail"), run_id=run_id),
     )
-    assert types(events)[-1] == "RUN_ERROR"
+    assert types(events) == ["RUN_STARTED", "STATE_SNAPSHOT", "RUN_ERROR"]
     assert "500" in events[-1]["message"]
-    message_id = next(e["messageId"] for e in events if e["type"] == "TEXT_MESSAGE_START")
+    (message_id,) = service.rows(
+        "SELECT external_id FROM messages WHERE run_id = %s AND role = 'assistant'", run_id
+    )[0]
     _, content, error, *_ = await wait_for_status(service, message_id, "error")
     assert content == "" and "500" in error
 
@@ -255,3 +261,69 @@ async def test_long_threads_are_trimmed_to_the_agents_context_window(
     assert sent[0] == {"role": "system", "content": "Keep me."}
     assert sent[-1]["content"].startswith("turn 5")
     assert not any(m["content"].startswith("turn 0") for m in sent)
+
+
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "The weather in a city, looked up by the browser.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+
+
+async def test_front_end_tools_are_streamed_as_tool_calls_and_their_results_continue_the_run(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    agent_id = await new_agent(http, service)
+    thread = fake_openai.new_id()
+    first = run_input(thread, ("m1", "Weather? call the tool"))
+    first["tools"] = [WEATHER_TOOL]
+    events = await run(http, service, agent_id, first)
+
+    assert types(events) == [
+        "RUN_STARTED",
+        "STATE_SNAPSHOT",
+        "TOOL_CALL_START",
+        "TOOL_CALL_ARGS",
+        "TOOL_CALL_ARGS",
+        "TOOL_CALL_END",
+        "RUN_FINISHED",
+    ]
+    start = events[2]
+    assert (start["toolCallId"], start["toolCallName"]) == ("call_fe1", "get_weather")
+    assistant_id = start["parentMessageId"]
+    arguments = "".join(e["delta"] for e in events if e["type"] == "TOOL_CALL_ARGS")
+    assert json.loads(arguments) == {"city": "Oslo"}
+    assert fake_openai.requests_seen[-1]["tools"][0]["function"]["name"] == "get_weather"
+
+    # The browser ran the tool; the next run carries its result.
+    second = {
+        **run_input(thread, run_id=fake_openai.new_id()),
+        "tools": [WEATHER_TOOL],
+        "messages": [
+            {"id": "m1", "role": "user", "content": "Weather? call the tool"},
+            {
+                "id": assistant_id,
+                "role": "assistant",
+                "toolCalls": [
+                    {
+                        "id": "call_fe1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": arguments},
+                    }
+                ],
+            },
+            {"id": "t1", "role": "tool", "toolCallId": "call_fe1", "content": "3 degrees"},
+        ],
+    }
+    events = await run(http, service, agent_id, second)
+    text = "".join(e["delta"] for e in events if e["type"] == "TEXT_MESSAGE_CONTENT")
+    assert text == "The tool said: 3 degrees"
+    sent = fake_openai.requests_seen[-1]["messages"]
+    assert sent[-2]["tool_calls"][0]["id"] == "call_fe1"
+    assert sent[-1] == {"role": "tool", "tool_call_id": "call_fe1", "content": "3 degrees"}
+
+    thread_view = await http.get(
+        f"{service.base_url}/conversations/{thread}/messages", headers=service.headers()
+    )
+    roles = [(m["role"], "toolCalls" in m) for m in thread_view.json()["items"]]
+    assert roles == [("user", False), ("assistant", True), ("tool", False), ("assistant", False)]

@@ -6,10 +6,10 @@ from typing import Any
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import Agent, AgentQuickTask, AgentVisibility, OrganizationAgent
+from app.core.repository import add_unless_duplicate
 
 
 async def get_usable(
@@ -49,13 +49,7 @@ async def get_owned(
 
 async def insert_agent(session: AsyncSession, agent: Agent) -> bool:
     """False if the owner already has an agent with this slug."""
-    try:
-        async with session.begin_nested():
-            session.add(agent)
-            await session.flush()
-    except IntegrityError:
-        return False
-    return True
+    return await add_unless_duplicate(session, agent)
 
 
 async def upsert_platform_agent(session: AsyncSession, values: dict[str, Any]) -> None:
@@ -170,11 +164,7 @@ async def get_quick_task(
 
 async def save_quick_task(session: AsyncSession, task: AgentQuickTask) -> bool:
     """False if the agent already has a quick task of this name in the organization."""
-    try:
-        async with session.begin_nested():
-            session.add(task)
-            await session.flush()
-    except IntegrityError:
+    if not await add_unless_duplicate(session, task):
         return False
     await session.refresh(task)
     return True

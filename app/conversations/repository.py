@@ -2,11 +2,11 @@ import uuid
 from typing import Any
 
 from sqlalchemy import delete, func, select, tuple_, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.conversations.models import Conversation, ConversationVisibility, Message
 from app.core.pagination import Position
+from app.core.repository import add_unless_duplicate
 
 
 async def insert(session: AsyncSession, conversation: Conversation) -> Conversation:
@@ -104,13 +104,7 @@ async def get_any_in_organization(
 
 async def insert_with_id(session: AsyncSession, conversation: Conversation) -> bool:
     """False if the id is taken (by a conversation this session cannot see)."""
-    try:
-        async with session.begin_nested():
-            session.add(conversation)
-            await session.flush()
-    except IntegrityError:
-        return False
-    return True
+    return await add_unless_duplicate(session, conversation)
 
 
 async def all_messages(

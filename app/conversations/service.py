@@ -29,7 +29,7 @@ from app.conversations.schemas import (
     ConversationUpdate,
     MessagePage,
 )
-from app.core.pagination import decode_cursor, encode_cursor
+from app.core.pagination import decode_cursor, page_of
 from app.files import service as files_service
 
 
@@ -64,10 +64,7 @@ async def list_conversations(
         decode_cursor(cursor),
         limit + 1,
     )
-    page = conversations[:limit]
-    next_cursor = None
-    if len(conversations) > limit:
-        next_cursor = encode_cursor((page[-1].last_activity_at, page[-1].id))
+    page, next_cursor = page_of(conversations, limit, lambda item: (item.last_activity_at, item.id))
     return ConversationPage(
         items=[ConversationRead.model_validate(item) for item in page], next_cursor=next_cursor
     )
@@ -134,10 +131,7 @@ async def list_messages(
     messages = await repository.list_messages(
         session, principal.organization_id, conversation.id, decode_cursor(cursor), limit + 1
     )
-    page = messages[:limit]
-    next_cursor = None
-    if len(messages) > limit:
-        next_cursor = encode_cursor((page[-1].created_at, page[-1].id))
+    page, next_cursor = page_of(messages, limit, lambda item: (item.created_at, item.id))
     return MessagePage(items=[to_ag_ui(message) for message in page], next_cursor=next_cursor)
 
 

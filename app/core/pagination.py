@@ -7,11 +7,14 @@ shift what the next page returns.
 import base64
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from app.core.errors import BadRequest
 
 Position = tuple[datetime, uuid.UUID]
+T = TypeVar("T")
 
 
 class InvalidCursor(BadRequest):
@@ -33,3 +36,12 @@ def decode_cursor(cursor: str | None) -> Position | None:
         return datetime.fromisoformat(timestamp), uuid.UUID(identifier)
     except (ValueError, TypeError) as exc:
         raise InvalidCursor("The cursor is not one this service gave out.") from exc
+
+
+def page_of(
+    rows: list[T], limit: int, position: Callable[[T], Position]
+) -> tuple[list[T], str | None]:
+    """Split `limit + 1` fetched rows into the page and the cursor of the next one."""
+    page = rows[:limit]
+    next_cursor = encode_cursor(position(page[-1])) if len(rows) > limit else None
+    return page, next_cursor

@@ -5,6 +5,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.models import Base
@@ -59,3 +60,15 @@ async def insert_or_get_id(
     )
     assert existing is not None  # the conflicting row
     return existing
+
+
+async def add_unless_duplicate(session: AsyncSession, row: Base) -> bool:
+    """Add and flush the row; False (and the session unharmed, thanks to the savepoint) if a
+    unique key already holds its values."""
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+    except IntegrityError:
+        return False
+    return True

@@ -7,6 +7,7 @@ chunks exactly as OpenAI's API does (`chat.completion.chunk` objects, a usage ch
 - `go slowly`: one token every 50 ms, 200 tokens (for cancel and disconnect);
 - `call the tool` (with `tools` in the request): a call of the first tool, its arguments in
   two pieces; after a `tool` message: "The tool said: <its content>";
+- `remember milk` (with the `update_state` tool offered): a call adding "milk" to `/items`;
 - anything else: the answer "Hello from the fake model." token by token.
 """
 
@@ -60,6 +61,17 @@ async def chat_completions(request: Request) -> Response:
     async def stream() -> AsyncIterator[str]:
         if last["role"] == "tool":
             yield _chunk(f"The tool said: {last['content']}")
+            yield "data: [DONE]\n\n"
+            return
+        offered = [tool["function"]["name"] for tool in payload.get("tools", [])]
+        if "remember milk" in last_user and "update_state" in offered:
+            arguments = json.dumps(
+                {"operations": [{"op": "add", "path": "/items", "value": ["milk"]}]}
+            )
+            call = {"index": 0, "id": "call_state1", "type": "function"}
+            yield _chunk(
+                tool_calls=[{**call, "function": {"name": "update_state", "arguments": arguments}}]
+            )
             yield "data: [DONE]\n\n"
             return
         if "call the tool" in last_user and payload.get("tools"):

@@ -21,24 +21,28 @@ from ag_ui.core import (
     RunErrorEvent,
     RunFinishedEvent,
     RunStartedEvent,
+    StateDeltaEvent,
     StateSnapshotEvent,
     TextMessageContentEvent,
     TextMessageEndEvent,
     TextMessageStartEvent,
     ToolCallArgsEvent,
     ToolCallEndEvent,
+    ToolCallResultEvent,
     ToolCallStartEvent,
 )
 from ag_ui.encoder import EventEncoder
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.conversations import service as conversations_service
-from app.conversations.models import MessageStatus
+from app.conversations.models import Message, MessageRole, MessageStatus
 from app.core.db import set_tenant, unit_of_work
 from app.llm.client import ChatModel, ModelError, TextDelta, ToolCallDelta, Usage
+from app.runs import tools
 from app.runs.service import PreparedRun
 
 SAVE_EVERY_SECONDS = 1.0  # the partial answer is saved at least this often while streaming
+MAX_TOOL_ROUNDS = 4  # model calls in one run when it keeps calling server-side tools
 
 
 @dataclass
@@ -116,23 +120,37 @@ async def _execute(
         emit(MessagesSnapshotEvent(messages=prepared.history_snapshot))
     emit(StateSnapshotEvent(snapshot=prepared.state))
 
-    answer = _Answer(message_id, emit)
+    answer = _Answer(message_id, prepared.assistant_message_id, emit)
+    messages = list(prepared.model_messages)
+    offered = prepared.tools + prepared.server_tools
+    on_server = {tool["function"]["name"] for tool in prepared.server_tools}
     started = time.monotonic()
     usage = Usage(0, 0)
     status, error = MessageStatus.complete, None
     last_save = started
     try:
         async with asyncio.timeout(max_seconds):
-            async for item in model.stream(
-                prepared.model_messages, prepared.model_parameters, prepared.tools
-            ):
-                if isinstance(item, Usage):
-                    usage = item
-                    continue
-                answer.add(item)
-                if time.monotonic() - last_save > SAVE_EVERY_SECONDS:
-                    last_save = time.monotonic()
-                    await _save(sessionmaker, prepared, model, answer, usage, None)
+            for _ in range(MAX_TOOL_ROUNDS):
+                async for item in model.stream(messages, prepared.model_parameters, offered):
+                    if isinstance(item, Usage):
+                        usage = Usage(
+                            usage.input_tokens + item.input_tokens,
+                            usage.output_tokens + item.output_tokens,
+                        )
+                        continue
+                    answer.add(item)
+                    if time.monotonic() - last_save > SAVE_EVERY_SECONDS:
+                        last_save = time.monotonic()
+                        await _save(sessionmaker, prepared, model, answer, usage, None)
+                calls = list(answer.calls.values())
+                # No call, or one the client must run: the run ends here (for the client,
+                # until it sends the tool's result in its next run).
+                if not calls or any(call["name"] not in on_server for call in calls):
+                    break
+                answer = await _run_server_tools(
+                    sessionmaker, prepared, model, answer, usage, messages, emit
+                )
+                usage = Usage(0, 0)
     except asyncio.CancelledError:
         status, error = MessageStatus.cancelled, "The run was cancelled."
     except TimeoutError:
@@ -152,14 +170,69 @@ async def _execute(
         queue.put_nowait(None)
 
 
+async def _run_server_tools(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    prepared: PreparedRun,
+    model: ChatModel,
+    answer: "_Answer",
+    usage: Usage,
+    messages: list[dict[str, Any]],
+    emit: Callable[[BaseEvent], None],
+) -> "_Answer":
+    """Run the answer's (server-side) tool calls, save the answer and the results as
+    messages of their own, and return the next answer, which continues from them."""
+    answer.close()
+    await _save(sessionmaker, prepared, model, answer, usage, {"status": MessageStatus.complete})
+    messages.append(answer.as_model_message())
+    for call in answer.calls.values():
+        result, operations = await tools.update_state(
+            sessionmaker,
+            prepared.organization_id,
+            prepared.user_id,
+            prepared.agent_id,
+            call["arguments"],
+        )
+        if operations is not None:
+            emit(StateDeltaEvent(delta=operations))
+        result_id = str(uuid.uuid4())
+        emit(
+            ToolCallResultEvent(
+                message_id=result_id, tool_call_id=call["id"], content=result, role="tool"
+            )
+        )
+        await _add_message(
+            sessionmaker,
+            prepared,
+            external_id=result_id,
+            role=MessageRole.tool,
+            content=result,
+            tool_call_id=call["id"],
+        )
+        messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+    next_id = str(uuid.uuid4())
+    row_id = await _add_message(
+        sessionmaker,
+        prepared,
+        external_id=next_id,
+        role=MessageRole.assistant,
+        status=MessageStatus.streaming,
+        model=model.name,
+    )
+    return _Answer(next_id, row_id, emit)
+
+
 class _Answer:
     """The assistant's message as it streams: its text and the tool calls it makes, turned
     into AG-UI events (a text message opens on its first text, and closes when a tool call
     starts or the answer ends)."""
 
-    def __init__(self, message_id: str, emit: Callable[[BaseEvent], None]) -> None:
+    def __init__(
+        self, message_id: str, row_id: uuid.UUID, emit: Callable[[BaseEvent], None]
+    ) -> None:
         self.message_id = message_id
+        self.row_id = row_id
         self.emit = emit
+        self._closed = False
         self.text: list[str] = []
         self.calls: dict[int, dict[str, str]] = {}
         self._text_open = False
@@ -193,9 +266,26 @@ class _Answer:
             self.emit(ToolCallArgsEvent(tool_call_id=call["id"], delta=item.arguments))
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self._close_text()
         for call in self.calls.values():
             self.emit(ToolCallEndEvent(tool_call_id=call["id"]))
+
+    def as_model_message(self) -> dict[str, Any]:
+        return {
+            "role": "assistant",
+            "content": self.content or None,
+            "tool_calls": [
+                {
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": call["arguments"]},
+                }
+                for call in self.calls.values()
+            ],
+        }
 
     def _close_text(self) -> None:
         if self._text_open:
@@ -234,6 +324,21 @@ async def _save(
             session,
             prepared.organization_id,
             prepared.conversation_id,
-            prepared.assistant_message_id,
+            answer.row_id,
             values,
         )
+
+
+async def _add_message(
+    sessionmaker: async_sessionmaker[AsyncSession], prepared: PreparedRun, **fields: Any
+) -> uuid.UUID:
+    async with sessionmaker() as session, unit_of_work(session):
+        await set_tenant(session, prepared.organization_id, prepared.user_id)
+        message = Message(
+            organization_id=prepared.organization_id,
+            conversation_id=prepared.conversation_id,
+            run_id=prepared.run_id,
+            **fields,
+        )
+        await conversations_service.add_messages(session, [message])
+        return message.id

@@ -25,6 +25,7 @@ from app.core.errors import UnprocessableContent
 from app.core.settings import Settings
 from app.llm.context import trim_to_window
 from app.runs import repository
+from app.runs.tools import server_tools
 
 ROLES = {role.value for role in MessageRole}
 
@@ -38,6 +39,7 @@ class InvalidThread(UnprocessableContent):
 class PreparedRun:
     organization_id: uuid.UUID
     user_id: uuid.UUID
+    agent_id: uuid.UUID
     conversation_id: uuid.UUID
     thread_id: str
     run_id: str
@@ -51,6 +53,8 @@ class PreparedRun:
     # Front-end tools (declared by the client in `tools`): the model may call them; the run
     # then ends, and the client runs the tool and sends its result in the next run.
     tools: list[dict[str, Any]]
+    # Built-in tools the agent may call, run here (see app.runs.tools).
+    server_tools: list[dict[str, Any]]
 
 
 async def prepare_run(
@@ -106,6 +110,7 @@ async def prepare_run(
     return PreparedRun(
         organization_id=principal.organization_id,
         user_id=principal.user_id,
+        agent_id=agent_id,
         conversation_id=conversation.id,
         thread_id=run_input.thread_id,
         run_id=run_input.run_id,
@@ -132,6 +137,7 @@ async def prepare_run(
             }
             for tool in run_input.tools or []
         ],
+        server_tools=server_tools(agent.capabilities),
     )
 
 

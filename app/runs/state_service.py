@@ -38,7 +38,8 @@ async def replace_state(
     expected_version: int | None,
 ) -> AgentStateRead:
     await agents_service.get_usable_agent(session, principal, agent_id)
-    return await _write(session, principal, agent_id, state, expected_version)
+    ids = (principal.organization_id, principal.user_id, agent_id)
+    return await _write(session, ids, state, expected_version)
 
 
 async def patch_state(
@@ -50,8 +51,28 @@ async def patch_state(
 ) -> AgentStateRead:
     """Apply an RFC 6902 JSON Patch to the stored state."""
     await agents_service.get_usable_agent(session, principal, agent_id)
+    return await apply_patch(
+        session,
+        principal.organization_id,
+        principal.user_id,
+        agent_id,
+        operations,
+        expected_version,
+    )
+
+
+async def apply_patch(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    user_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    operations: list[dict[str, Any]],
+    expected_version: int | None,
+) -> AgentStateRead:
+    """The patch itself, for a caller whose right to the agent is already checked (a route
+    above, or a run's `update_state` tool)."""
     stored = await repository.get_user_state(
-        session, principal.organization_id, principal.user_id, agent_id, for_update=True
+        session, organization_id, user_id, agent_id, for_update=True
     )
     current, version = (stored.state, stored.version) if stored else ({}, 0)
     if expected_version is not None and expected_version != version:
@@ -62,17 +83,15 @@ async def patch_state(
         raise InvalidStatePatch(f"The patch cannot be applied: {exc}") from exc
     if not isinstance(patched, dict):
         raise InvalidStatePatch("The state must stay a JSON object.")
-    return await _write(session, principal, agent_id, patched, version)
+    return await _write(session, (organization_id, user_id, agent_id), patched, version)
 
 
 async def _write(
     session: AsyncSession,
-    principal: OrganizationPrincipal,
-    agent_id: uuid.UUID,
+    ids: tuple[uuid.UUID, uuid.UUID, uuid.UUID],
     state: dict[str, Any],
     expected_version: int | None,
 ) -> AgentStateRead:
-    ids = (principal.organization_id, principal.user_id, agent_id)
     if expected_version == 0:
         version = await repository.insert_user_state(session, *ids, state)
     else:

@@ -327,3 +327,54 @@ async def test_front_end_tools_are_streamed_as_tool_calls_and_their_results_cont
     )
     roles = [(m["role"], "toolCalls" in m) for m in thread_view.json()["items"]]
     assert roles == [("user", False), ("assistant", True), ("tool", False), ("assistant", False)]
+
+
+async def test_the_update_state_tool_saves_the_state_and_streams_a_state_delta(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    agent_id = await new_agent(http, service, capabilities=["update_state"])
+    thread = fake_openai.new_id()
+    events = await run(http, service, agent_id, run_input(thread, ("m1", "remember milk")))
+
+    assert types(events) == [
+        "RUN_STARTED",
+        "STATE_SNAPSHOT",
+        "TOOL_CALL_START",
+        "TOOL_CALL_ARGS",
+        "TOOL_CALL_END",
+        "STATE_DELTA",
+        "TOOL_CALL_RESULT",
+        "TEXT_MESSAGE_START",
+        "TEXT_MESSAGE_CONTENT",
+        "TEXT_MESSAGE_END",
+        "RUN_FINISHED",
+    ]
+    delta = next(e for e in events if e["type"] == "STATE_DELTA")["delta"]
+    assert delta == [{"op": "add", "path": "/items", "value": ["milk"]}]
+    answer = "".join(e["delta"] for e in events if e["type"] == "TEXT_MESSAGE_CONTENT")
+    assert answer.startswith("The tool said: ")
+    # The second model call saw the call and its result.
+    sent = fake_openai.requests_seen[-1]["messages"]
+    assert sent[-2]["tool_calls"][0]["function"]["name"] == "update_state"
+    assert sent[-1]["role"] == "tool"
+
+    state = await http.get(f"{service.base_url}/agents/{agent_id}/state", headers=service.headers())
+    assert state.json() == {"state": {"items": ["milk"]}, "version": 1}
+    thread_view = await http.get(
+        f"{service.base_url}/conversations/{thread}/messages", headers=service.headers()
+    )
+    roles = [(m["role"], "toolCalls" in m) for m in thread_view.json()["items"]]
+    assert roles == [("user", False), ("assistant", True), ("tool", False), ("assistant", False)]
+
+
+async def test_tools_the_agent_may_not_use_are_not_offered(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    agent_id = await new_agent(http, service)  # no capabilities
+    events = await run(
+        http, service, agent_id, run_input(fake_openai.new_id(), ("m1", "remember milk"))
+    )
+    assert "TOOL_CALL_START" not in types(events)
+    assert "tools" not in fake_openai.requests_seen[-1]
+    state = await http.get(f"{service.base_url}/agents/{agent_id}/state", headers=service.headers())
+    assert state.json()["version"] == 0

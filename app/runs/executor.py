@@ -77,7 +77,6 @@ class RunRegistry:
 
 def start_run(
     prepared: PreparedRun,
-    model: ChatModel,
     sessionmaker: async_sessionmaker[AsyncSession],
     registry: RunRegistry,
     max_seconds: float,
@@ -85,7 +84,8 @@ def start_run(
 ) -> None:
     """Start the run's task; its SSE frames arrive on the queue, then None."""
     task = asyncio.create_task(
-        _execute(prepared, model, sessionmaker, queue, max_seconds), name=f"run {prepared.run_id}"
+        _execute(prepared, prepared.model, sessionmaker, queue, max_seconds),
+        name=f"run {prepared.run_id}",
     )
     registry.add(prepared.run_id, ActiveRun(prepared.organization_id, prepared.user_id, task))
 

@@ -9,7 +9,6 @@ from fastapi.responses import StreamingResponse
 from app.auth.principal import OrganizationPrincipalDep
 from app.core.db import SessionDep, after_commit
 from app.core.errors import BadRequest, NotFound
-from app.llm.client import chat_model
 from app.runs import executor, state_service
 from app.runs import service as run_service
 from app.runs.schemas import AgentStateRead, AgentStateWrite
@@ -109,18 +108,15 @@ async def run_agent(
     as it streams and completes even if the client goes away.
     """
     state = request.app.state
-    model = chat_model(state.chat_client, state.settings, None)
     prepared = await run_service.prepare_run(
-        session, principal, agent_id, run_input, model.name, state.settings
+        session, principal, agent_id, run_input, state.settings, state.chat_client
     )
-    model = chat_model(state.chat_client, state.settings, prepared.agent_model)
     queue: asyncio.Queue[str | None] = asyncio.Queue()
 
     def start() -> None:
         # After the commit: the run's own sessions must see the rows prepared here.
         executor.start_run(
             prepared,
-            model,
             state.sessionmaker,
             state.run_registry,
             state.settings.run_max_seconds,

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import openai
 from ag_ui.core import RunAgentInput
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +24,7 @@ from app.conversations.messages import to_ag_ui
 from app.conversations.models import Message, MessageRole, MessageStatus
 from app.core.errors import UnprocessableContent
 from app.core.settings import Settings
+from app.llm.client import ChatModel, chat_model
 from app.llm.context import trim_to_window
 from app.runs import repository
 from app.runs.tools import server_tools
@@ -47,7 +49,7 @@ class PreparedRun:
     assistant_message_external_id: str
     model_messages: list[dict[str, Any]]
     model_parameters: dict[str, Any]
-    agent_model: str | None
+    model: ChatModel
     history_snapshot: list[dict[str, Any]] | None
     state: dict[str, Any]
     # Front-end tools (declared by the client in `tools`): the model may call them; the run
@@ -62,10 +64,11 @@ async def prepare_run(
     principal: OrganizationPrincipal,
     agent_id: uuid.UUID,
     run_input: RunAgentInput,
-    model_name: str,
     settings: Settings,
+    chat_client: openai.AsyncOpenAI | None,
 ) -> PreparedRun:
     agent = await agents_service.get_usable_agent(session, principal, agent_id)
+    model = chat_model(chat_client, settings, agent.model_settings.get("model"))
     try:
         conversation_id = uuid.UUID(run_input.thread_id)
     except ValueError as exc:
@@ -101,7 +104,7 @@ async def prepare_run(
         role=MessageRole.assistant,
         status=MessageStatus.streaming,
         run_id=run_input.run_id,
-        model=model_name,
+        model=model.name,
     )
     await conversations_service.add_messages(session, [assistant])
     state = await repository.get_user_state(
@@ -120,7 +123,7 @@ async def prepare_run(
             _model_messages(agent.instructions, history), _budget(agent.model_settings, settings)
         ),
         model_parameters=_parameters(agent.model_settings),
-        agent_model=agent.model_settings.get("model"),
+        model=model,
         # The client lacks part of the thread (a reload, another device): send it first.
         history_snapshot=[to_ag_ui(message) for message in history]
         if stored_ids - sent_ids

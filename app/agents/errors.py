@@ -1,4 +1,4 @@
-from app.core.errors import Conflict, Forbidden, NotFound
+from app.core.errors import Conflict, Forbidden, NotFound, UnprocessableContent
 
 
 class AgentNotFound(NotFound):
@@ -24,3 +24,8 @@ class QuickTaskNotFound(NotFound):
 class QuickTaskNameTaken(Conflict):
     problem = "quick-task-name-taken"
     title = "Quick task name taken"
+
+
+class MissingQuickTaskParameters(UnprocessableContent):
+    problem = "missing-quick-task-parameters"
+    title = "Missing quick task parameters"

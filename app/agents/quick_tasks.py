@@ -5,8 +5,10 @@ scheduler reads `next_run_at`, computed here in the task's time zone). Members l
 tasks of the agents they may use.
 """
 
+import re
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -14,10 +16,35 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import repository
 from app.agents import service as agents_service
-from app.agents.errors import QuickTaskNameTaken, QuickTaskNotFound
+from app.agents.errors import (
+    MissingQuickTaskParameters,
+    QuickTaskNameTaken,
+    QuickTaskNotFound,
+)
 from app.agents.models import AgentQuickTask
 from app.agents.schemas import QuickTaskCreate, QuickTaskUpdate
 from app.auth.principal import OrganizationPrincipal
+
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def render_prompt(task: AgentQuickTask, parameters: dict[str, Any]) -> str:
+    """The task's prompt with `{name}` placeholders filled from `parameters`; a parameter
+    the task's schema requires, or a placeholder with no value, is a 422."""
+    required = task.parameters.get("required", []) if isinstance(task.parameters, dict) else []
+    missing = sorted(
+        {name for name in required if name not in parameters}
+        | {name for name in PLACEHOLDER.findall(task.prompt) if name not in parameters}
+    )
+    if missing:
+        raise MissingQuickTaskParameters(f"Missing parameters: {', '.join(missing)}.")
+    return PLACEHOLDER.sub(lambda match: str(parameters[match.group(1)]), task.prompt)
+
+
+async def get_quick_task(
+    session: AsyncSession, principal: OrganizationPrincipal, agent_id: uuid.UUID, task_id: uuid.UUID
+) -> AgentQuickTask:
+    return await _get(session, principal, agent_id, task_id)
 
 
 def next_run_at(schedule: str | None, timezone: str, after: datetime) -> datetime | None:

@@ -5,13 +5,14 @@ from typing import Annotated, Any
 from ag_ui.core import RunAgentInput
 from fastapi import APIRouter, Body, Header, Request, Response, status
 from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.principal import OrganizationPrincipalDep
+from app.auth.principal import OrganizationPrincipal, OrganizationPrincipalDep
 from app.core.db import SessionDep, after_commit
 from app.core.errors import BadRequest, NotFound
 from app.runs import executor, state_service
 from app.runs import service as run_service
-from app.runs.schemas import AgentStateRead, AgentStateWrite
+from app.runs.schemas import AgentStateRead, AgentStateWrite, QuickTaskRunRequest
 
 
 class RunNotFound(NotFound):
@@ -107,6 +108,34 @@ async def run_agent(
     What the client sends is checked and saved before the stream starts; the answer is saved
     as it streams and completes even if the client goes away.
     """
+    return await _stream_run(request, session, principal, agent_id, run_input)
+
+
+@router.post(
+    "/quick-tasks/{task_id}/runs",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "AG-UI events"}},
+)
+async def run_quick_task(
+    agent_id: uuid.UUID,
+    task_id: uuid.UUID,
+    data: QuickTaskRunRequest,
+    request: Request,
+    session: SessionDep,
+    principal: OrganizationPrincipalDep,
+) -> StreamingResponse:
+    """Run a quick task: a run whose user message is the task's prompt, filled in."""
+    run_input = await run_service.quick_task_input(session, principal, agent_id, task_id, data)
+    return await _stream_run(request, session, principal, agent_id, run_input)
+
+
+async def _stream_run(
+    request: Request,
+    session: AsyncSession,
+    principal: OrganizationPrincipal,
+    agent_id: uuid.UUID,
+    run_input: RunAgentInput,
+) -> StreamingResponse:
     state = request.app.state
     prepared = await run_service.prepare_run(
         session, principal, agent_id, run_input, state.settings, state.chat_client

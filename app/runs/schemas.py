@@ -13,3 +13,12 @@ class AgentStateRead(BaseModel):
 
 class AgentStateWrite(BaseModel):
     state: dict[str, Any]
+
+
+class QuickTaskRunRequest(BaseModel):
+    """Run a quick task: its prompt, filled with `parameters`, is the user's message."""
+
+    thread_id: str | None = Field(
+        default=None, alias="threadId", description="A conversation to continue; new if unset."
+    )
+    parameters: dict[str, Any] = Field(default_factory=dict)

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
-from ag_ui.core import RunAgentInput
+from ag_ui.core import RunAgentInput, UserMessage
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.agents import quick_tasks
 from app.agents import service as agents_service
 from app.auth.principal import OrganizationPrincipal
 from app.conversations import service as conversations_service
@@ -27,6 +28,7 @@ from app.core.settings import Settings
 from app.llm.client import ChatModel, chat_model
 from app.llm.context import trim_to_window
 from app.runs import repository
+from app.runs.schemas import QuickTaskRunRequest
 from app.runs.tools import server_tools
 
 ROLES = {role.value for role in MessageRole}
@@ -141,6 +143,26 @@ async def prepare_run(
             for tool in run_input.tools or []
         ],
         server_tools=server_tools(agent.capabilities),
+    )
+
+
+async def quick_task_input(
+    session: AsyncSession,
+    principal: OrganizationPrincipal,
+    agent_id: uuid.UUID,
+    task_id: uuid.UUID,
+    data: QuickTaskRunRequest,
+) -> RunAgentInput:
+    task = await quick_tasks.get_quick_task(session, principal, agent_id, task_id)
+    prompt = quick_tasks.render_prompt(task, data.parameters)
+    return RunAgentInput(
+        thread_id=data.thread_id or str(uuid.uuid4()),
+        run_id=str(uuid.uuid4()),
+        state={},
+        messages=[UserMessage(id=str(uuid.uuid4()), content=prompt)],
+        tools=[],
+        context=[],
+        forwarded_props={},
     )
 
 

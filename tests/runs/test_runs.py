@@ -378,3 +378,47 @@ async def test_tools_the_agent_may_not_use_are_not_offered(
     assert "tools" not in fake_openai.requests_seen[-1]
     state = await http.get(f"{service.base_url}/agents/{agent_id}/state", headers=service.headers())
     assert state.json()["version"] == 0
+
+
+async def test_running_a_quick_task_sends_its_filled_in_prompt(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    agent_id = await new_agent(http, service)
+    task = await http.post(
+        f"{service.base_url}/agents/{agent_id}/quick-tasks",
+        json={
+            "name": "Backlog",
+            "prompt": "Summarise the {team} backlog.",
+            "parameters": {"type": "object", "required": ["team"]},
+        },
+        headers=service.headers(),
+    )
+    path = f"/agents/{agent_id}/quick-tasks/{task.json()['id']}/runs"
+    missing = await http.post(
+        f"{service.base_url}{path}", json={"parameters": {}}, headers=service.headers()
+    )
+    assert missing.status_code == 422
+    assert missing.json()["type"] == "/problems/missing-quick-task-parameters"
+
+    thread = fake_openai.new_id()
+    events = []
+    async with http.stream(
+        "POST",
+        f"{service.base_url}{path}",
+        json={"threadId": thread, "parameters": {"team": "core"}},
+        headers=service.headers(),
+    ) as response:
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line.removeprefix("data: ")))
+    assert types(events)[-1] == "RUN_FINISHED"
+    assert fake_openai.requests_seen[-1]["messages"][-1] == {
+        "role": "user",
+        "content": "Summarise the core backlog.",
+    }
+    outsider = service.clerk.headers("user_qt", "org_qt", "admin")
+    refused = await http.post(
+        f"{service.base_url}{path}", json={"parameters": {"team": "x"}}, headers=outsider
+    )
+    assert refused.status_code == 404

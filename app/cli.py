@@ -39,21 +39,30 @@ def migrate(settings: Settings, args: argparse.Namespace) -> None:
 def worker(settings: Settings, args: argparse.Namespace) -> None:
     import asyncio
 
+    from app.core.db import create_engine, create_sessionmaker
     from app.core.embedded import open_database
     from app.core.logging import configure_logging
     from app.jobs.queue import create_job_queue
+    from app.jobs.worker import job_context
+    from app.llm.client import create_chat_client
 
     configure_logging(settings.log_level)
 
     async def run(url: str) -> None:
         queue = create_job_queue(url)
-        async with queue.open_async():
-            # procrastinate's own signal handlers: SIGINT/SIGTERM stop taking jobs and let the
-            # running ones finish.
-            await queue.run_worker_async(
-                concurrency=args.concurrency or settings.worker_concurrency,
-                delete_jobs="successful",
-            )
+        engine = create_engine(url, settings)
+        context = job_context(create_sessionmaker(engine), settings, create_chat_client(settings))
+        try:
+            async with queue.open_async():
+                # procrastinate's own signal handlers: SIGINT/SIGTERM stop taking jobs and let
+                # the running ones finish.
+                await queue.run_worker_async(
+                    concurrency=args.concurrency or settings.worker_concurrency,
+                    delete_jobs="successful",
+                    additional_context=context,
+                )
+        finally:
+            await engine.dispose()
 
     with open_database(settings) as urls:
         asyncio.run(run(urls.app))

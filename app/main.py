@@ -19,7 +19,7 @@ from app.core.middleware import BodyLimitsMiddleware, RequestIdMiddleware
 from app.core.settings import Settings, get_settings
 from app.health.router import router as health_router
 from app.jobs.queue import create_job_queue
-from app.jobs.worker import running_worker
+from app.jobs.worker import job_context, running_worker
 from app.llm.client import create_chat_client
 from app.organizations.router import router as organizations_router
 from app.runs.executor import RunRegistry
@@ -47,6 +47,8 @@ def create_app(
                 await asyncio.to_thread(migrations.upgrade, urls.owner, settings.database_app_role)
             engine = create_engine(urls.app, settings)
             stack.push_async_callback(engine.dispose)
+            sessionmaker = create_sessionmaker(engine)
+            chat_client = create_chat_client(settings)
             job_queue = create_job_queue(urls.app)
             await stack.enter_async_context(job_queue.open_async())
             if settings.run_worker_in_process:
@@ -55,6 +57,7 @@ def create_app(
                         job_queue,
                         settings.worker_concurrency,
                         settings.worker_shutdown_timeout_seconds,
+                        job_context(sessionmaker, settings, chat_client),
                     )
                 )
             http_client = httpx.AsyncClient(transport=http_transport)
@@ -62,11 +65,11 @@ def create_app(
             app.state.settings = settings
             app.state.token_verifier = create_token_verifier(settings, http_client)
             app.state.identity_cache = IdentityCache()
-            app.state.chat_client = create_chat_client(settings)
+            app.state.chat_client = chat_client
             app.state.run_registry = RunRegistry()
             stack.push_async_callback(app.state.run_registry.stop_all)
             app.state.engine = engine
-            app.state.sessionmaker = create_sessionmaker(engine)
+            app.state.sessionmaker = sessionmaker
             app.state.job_queue = job_queue
             app.state.head_revision = migrations.head_revision()
             yield

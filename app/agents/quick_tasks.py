@@ -124,3 +124,23 @@ def _reschedule(task: AgentQuickTask, principal: OrganizationPrincipal) -> None:
         return
     task.scheduled_by_user_id = principal.user_id
     task.next_run_at = next_run_at(task.schedule, task.schedule_timezone, datetime.now(UTC))
+
+
+async def claim_due(
+    session: AsyncSession, organization_id: uuid.UUID, now: datetime
+) -> list[AgentQuickTask]:
+    """Take the organization's due scheduled tasks: each moves to its next tick and records
+    this run, so a task is taken once per tick whatever happens to its run."""
+    tasks = await repository.claim_due_quick_tasks(session, organization_id, now)
+    for task in tasks:
+        task.last_run_at = now
+        task.next_run_at = next_run_at(task.schedule, task.schedule_timezone, now)
+    await session.flush()
+    return tasks
+
+
+async def get_scheduled(
+    session: AsyncSession, organization_id: uuid.UUID, task_id: uuid.UUID
+) -> AgentQuickTask | None:
+    """For the scheduler's job, which acts for the task's scheduler, not for a request."""
+    return await repository.get_quick_task_by_id(session, organization_id, task_id)

@@ -2,6 +2,7 @@
 explicit organization filters say the same thing where a reader can see it."""
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, or_, select
@@ -173,3 +174,32 @@ async def save_quick_task(session: AsyncSession, task: AgentQuickTask) -> bool:
 async def delete_quick_task(session: AsyncSession, task: AgentQuickTask) -> None:
     await session.delete(task)
     await session.flush()
+
+
+async def claim_due_quick_tasks(
+    session: AsyncSession, organization_id: uuid.UUID, now: datetime
+) -> list[AgentQuickTask]:
+    """Scheduled tasks whose time has come, locked so that two schedulers cannot both take
+    one (SKIP LOCKED: the other passes over it)."""
+    tasks = await session.scalars(
+        select(AgentQuickTask)
+        .where(
+            AgentQuickTask.organization_id == organization_id,
+            AgentQuickTask.schedule.is_not(None),
+            AgentQuickTask.enabled.is_(True),
+            AgentQuickTask.next_run_at <= now,
+        )
+        .with_for_update(skip_locked=True)
+    )
+    return list(tasks)
+
+
+async def get_quick_task_by_id(
+    session: AsyncSession, organization_id: uuid.UUID, task_id: uuid.UUID
+) -> AgentQuickTask | None:
+    task: AgentQuickTask | None = await session.scalar(
+        select(AgentQuickTask).where(
+            AgentQuickTask.organization_id == organization_id, AgentQuickTask.id == task_id
+        )
+    )
+    return task

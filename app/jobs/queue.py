@@ -1,20 +1,32 @@
 """The job queue: procrastinate on the same PostgreSQL.
 
-Domains declare their jobs on a procrastinate `Blueprint` in their own `tasks.py` and list it
-in `TASK_BLUEPRINTS`; `create_job_queue` assembles them into one App. A job takes ids, not
-objects, sets the tenant for each organization it touches, and is safe to run twice.
+Domains declare their jobs on a procrastinate `Blueprint` in their own `tasks.py` and list
+its factory in `TASK_BLUEPRINTS`; `create_job_queue` assembles them into one App. A job
+takes ids, not objects, sets the tenant for each organization it touches, and is safe to
+run twice.
 
 Workers connect as the application role, like the API: row-level security holds for jobs too.
 `ajc worker` runs one (scale by adding workers on more machines); `ajc serve` runs one in
 process unless RUN_WORKER_IN_PROCESS is off.
 """
 
+from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import procrastinate
 
-# (namespace, blueprint) of every domain's jobs; later issues add theirs here.
-TASK_BLUEPRINTS: list[tuple[str, procrastinate.Blueprint]] = []
+BlueprintFactory = Callable[[], procrastinate.Blueprint]
+
+
+def _blueprints() -> list[tuple[str, BlueprintFactory]]:
+    from app.runs import tasks as run_tasks
+
+    return [(run_tasks.NAMESPACE, run_tasks.blueprint)]
+
+
+# (namespace, blueprint factory) of every domain's jobs: a factory, because procrastinate
+# renames a blueprint's tasks when an app takes them, so each app needs its own.
+TASK_BLUEPRINTS: list[tuple[str, BlueprintFactory]] = _blueprints()
 
 
 def to_libpq_url(url: str) -> str:
@@ -30,6 +42,6 @@ def create_job_queue(database_url: str) -> procrastinate.App:
         # pre-ping: a connection that died with a database restart is replaced.
         connector=procrastinate.PsycopgConnector(conninfo=to_libpq_url(database_url))
     )
-    for namespace, blueprint in TASK_BLUEPRINTS:
-        queue.add_tasks_from(blueprint, namespace=namespace)
+    for namespace, make_blueprint in TASK_BLUEPRINTS:
+        queue.add_tasks_from(make_blueprint(), namespace=namespace)
     return queue

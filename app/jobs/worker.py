@@ -1,10 +1,15 @@
-"""Running a worker in `ajc serve`'s event loop (`ajc worker` runs one on its own)."""
+"""Running a worker in `ajc serve`'s event loop (`ajc worker` runs one on its own).
+
+Jobs find what they share with the API in their context (`additional_context`): the
+sessionmaker, the settings and the model client (see `job_context`).
+"""
 
 import asyncio
 import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import procrastinate
 
@@ -13,7 +18,9 @@ logger = logging.getLogger(__name__)
 RESTART_DELAY_SECONDS = (1.0, 30.0)  # first and longest wait before restarting a worker
 
 
-async def supervise_worker(queue: procrastinate.App, concurrency: int) -> None:
+async def supervise_worker(
+    queue: procrastinate.App, concurrency: int, context: dict[str, Any]
+) -> None:
     """Run a worker until cancelled, restarting it when it dies.
 
     A worker dies when its database connection does (a restart, a failover); the API beside it
@@ -27,6 +34,7 @@ async def supervise_worker(queue: procrastinate.App, concurrency: int) -> None:
                 concurrency=concurrency,
                 install_signal_handlers=False,
                 delete_jobs="successful",
+                additional_context=context,
             )
             return
         except Exception:
@@ -39,14 +47,16 @@ async def supervise_worker(queue: procrastinate.App, concurrency: int) -> None:
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    queue: procrastinate.App, concurrency: int, shutdown_timeout: float
+    queue: procrastinate.App, concurrency: int, shutdown_timeout: float, context: dict[str, Any]
 ) -> AsyncIterator[None]:
     """A worker beside the API for the duration of the block; on exit it stops taking jobs
     and lets running ones finish (procrastinate's graceful shutdown on cancel), for at most
     `shutdown_timeout` seconds. A worker whose connection just broke can take a minute to
     stop; rather than hold up the shutdown we leave it: its unfinished jobs are retried after
     the stalled-worker timeout, and every job is safe to run twice."""
-    task = asyncio.create_task(supervise_worker(queue, concurrency), name="procrastinate-worker")
+    task = asyncio.create_task(
+        supervise_worker(queue, concurrency, context), name="procrastinate-worker"
+    )
     logger.info("in-process worker started", extra={"concurrency": concurrency})
     try:
         yield
@@ -59,3 +69,7 @@ async def running_worker(
             logger.warning(
                 "in-process worker did not stop within %.0f s; leaving it", shutdown_timeout
             )
+
+
+def job_context(sessionmaker: Any, settings: Any, chat_client: Any) -> dict[str, Any]:
+    return {"sessionmaker": sessionmaker, "settings": settings, "chat_client": chat_client}

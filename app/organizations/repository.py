@@ -117,3 +117,8 @@ async def list_memberships_of_user(
         user_id,
     )
     return [OrganizationMembershipView.model_validate(dict(row)) for row in rows]
+
+
+async def list_ids(session: AsyncSession) -> list[uuid.UUID]:
+    ids = await session.scalars(select(Organization.id).order_by(Organization.id))
+    return list(ids)

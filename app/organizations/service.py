@@ -82,3 +82,9 @@ async def list_for_user(
     session: AsyncSession, user_id: uuid.UUID
 ) -> list[OrganizationMembershipView]:
     return await repository.list_memberships_of_user(session, user_id)
+
+
+async def list_ids(session: AsyncSession) -> list[uuid.UUID]:
+    """Every organization, for work that visits them one at a time (the directory has no
+    row-level security; the work then sets the tenant per organization)."""
+    return await repository.list_ids(session)

@@ -84,7 +84,7 @@ def start_run(
 ) -> None:
     """Start the run's task; its SSE frames arrive on the queue, then None."""
     task = asyncio.create_task(
-        _execute(prepared, prepared.model, sessionmaker, queue, max_seconds),
+        execute(prepared, sessionmaker, queue, max_seconds),
         name=f"run {prepared.run_id}",
     )
     registry.add(prepared.run_id, ActiveRun(prepared.organization_id, prepared.user_id, task))
@@ -102,13 +102,14 @@ async def relay(queue: "asyncio.Queue[str | None]", heartbeat_seconds: float) ->
         yield frame
 
 
-async def _execute(
+async def execute(
     prepared: PreparedRun,
-    model: ChatModel,
     sessionmaker: async_sessionmaker[AsyncSession],
     queue: "asyncio.Queue[str | None]",
     max_seconds: float,
 ) -> None:
+    """Run to the end, its SSE frames on `queue` (then None) for whoever listens."""
+    model = prepared.model
     encoder = EventEncoder()
 
     def emit(event: BaseEvent) -> None:

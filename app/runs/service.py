@@ -68,6 +68,7 @@ async def prepare_run(
     run_input: RunAgentInput,
     settings: Settings,
     chat_client: openai.AsyncOpenAI | None,
+    title: str | None = None,
 ) -> PreparedRun:
     agent = await agents_service.get_usable_agent(session, principal, agent_id)
     model = chat_model(chat_client, settings, agent.model_settings.get("model"))
@@ -78,7 +79,7 @@ async def prepare_run(
     sent = [_text_of(message) for message in run_input.messages]
     first_user_text = next((text for role, _, text in sent if role == "user"), "")
     conversation = await conversations_service.open_thread(
-        session, principal, conversation_id, agent_id, first_user_text
+        session, principal, conversation_id, agent_id, title or first_user_text
     )
     stored = await conversations_service.thread_messages(session, conversation)
     stored_ids = {message.external_id or str(message.id) for message in stored}

@@ -75,7 +75,7 @@ async def own_client(
     async def record(item: str) -> None:
         recorded.append(item)
 
-    monkeypatch.setattr(queue, "TASK_BLUEPRINTS", [("probe", probe_jobs)])
+    monkeypatch.setattr(queue, "TASK_BLUEPRINTS", [("probe", lambda: probe_jobs)])
     settings = Settings.model_validate(
         {
             "app_env": "test",

@@ -18,8 +18,11 @@ from tests.conftest import DatabaseUnderTest
 
 
 class Service:
-    def __init__(self, base_url: str, owner_url: str, fake_clerk: clerk.FakeClerk) -> None:
+    def __init__(
+        self, base_url: str, owner_url: str, fake_clerk: clerk.FakeClerk, app_url: str = ""
+    ) -> None:
         self.base_url = base_url
+        self.app_url = app_url
         self.owner_url = owner_url.replace("postgresql+asyncpg://", "postgresql://")
         self.clerk = fake_clerk
 
@@ -52,7 +55,12 @@ async def start_service(
         port = fake_openai.free_port()
         server, task = await fake_openai.serve(app, port)
         try:
-            yield Service(f"http://127.0.0.1:{port}", owner_url, fake_clerk)
+            yield Service(
+                f"http://127.0.0.1:{port}",
+                owner_url,
+                fake_clerk,
+                test_database.url(roles.app, roles.database),
+            )
         finally:
             server.should_exit = True
             await task

@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 
 from app.auth import service
 from app.auth.errors import AdminRequired, InvalidToken, MissingToken, OrganizationRequired
-from app.core.db import SessionDep, set_tenant
+from app.core.db import SessionDep
 from app.organizations.models import MembershipRole
 
 
@@ -93,10 +93,10 @@ def session_token(request: Request) -> str:
 async def get_principal(request: Request, session: SessionDep) -> Principal:
     claims = await request.app.state.token_verifier.verify(session_token(request))
     identity = identity_from_claims(claims)
+    # Also scopes the session to the organization and user (row-level security).
     user_id, organization_id = await service.resolve_identity(
         session, identity, request.app.state.identity_cache, claims["exp"]
     )
-    await set_tenant(session, organization_id, user_id)
     if organization_id is None or identity.clerk_organization_id is None or identity.role is None:
         return Principal(user_id, identity.clerk_user_id, None, None, None)
     return OrganizationPrincipal(

@@ -48,8 +48,11 @@ class IdentityCache:
 async def resolve_identity(
     session: AsyncSession, identity: "Identity", cache: IdentityCache, expires_at: float
 ) -> Resolved:
+    """Our user (and organization) ids for the identity; the session is left scoped to them
+    (row-level security), whichever path found them."""
     cached = cache.get(identity)
     if cached is not None:
+        await set_tenant(session, cached[1], cached[0])
         return cached
     user_id = await users_service.find_id(session, identity.clerk_user_id)
     if user_id is None:
@@ -65,7 +68,8 @@ async def resolve_identity(
             organization_id = await organizations_service.provision(
                 session, identity.clerk_organization_id, slug=identity.organization_slug
             )
-        await set_tenant(session, organization_id, user_id)
+    await set_tenant(session, organization_id, user_id)
+    if organization_id is not None and identity.role is not None:
         await organizations_service.ensure_membership_role(
             session, organization_id, user_id, identity.role
         )

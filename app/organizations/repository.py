@@ -12,10 +12,6 @@ from app.organizations.models import Membership, MembershipRole, Organization
 from app.organizations.schemas import OrganizationMembershipView
 
 
-async def get(session: AsyncSession, organization_id: uuid.UUID) -> Organization | None:
-    return await session.get(Organization, organization_id)
-
-
 async def get_id_by_clerk_id(session: AsyncSession, clerk_id: str) -> uuid.UUID | None:
     organization_id: uuid.UUID | None = await session.scalar(
         select(Organization.id).where(Organization.clerk_id == clerk_id)

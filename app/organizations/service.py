@@ -17,12 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.db import set_tenant
 from app.files import service as files_service
 from app.organizations import repository
-from app.organizations.models import MembershipRole, Organization
+from app.organizations.models import MembershipRole
 from app.organizations.schemas import OrganizationMembershipView
-
-
-async def get(session: AsyncSession, organization_id: uuid.UUID) -> Organization | None:
-    return await repository.get(session, organization_id)
 
 
 async def find_id(session: AsyncSession, clerk_id: str) -> uuid.UUID | None:

@@ -186,6 +186,8 @@ async def _run_server_tools(
     await _save(sessionmaker, prepared, model, answer, usage, {"status": MessageStatus.complete})
     messages.append(answer.as_model_message())
     for call in answer.calls.values():
+        # update_state is the only server-side tool so far (app.runs.tools.server_tools); a
+        # second one gets a dispatch on call["name"] here.
         result, operations = await tools.update_state(
             sessionmaker,
             prepared.organization_id,

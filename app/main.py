@@ -12,7 +12,7 @@ from app.auth.clerk import create_token_verifier
 from app.auth.service import IdentityCache
 from app.conversations.router import router as conversations_router
 from app.core import migrations
-from app.core.db import create_engine, create_sessionmaker
+from app.core.db import TransactionalRoute, create_engine, create_sessionmaker
 from app.core.embedded import open_database
 from app.core.errors import register_error_handlers
 from app.core.middleware import BodyLimitsMiddleware, RequestIdMiddleware
@@ -70,6 +70,7 @@ def create_app(
             stack.push_async_callback(app.state.run_registry.stop_all)
             app.state.engine = engine
             app.state.sessionmaker = sessionmaker
+            app.state.open_session = sessionmaker  # what a request's unit of work opens
             app.state.job_queue = job_queue
             app.state.head_revision = migrations.head_revision()
             yield
@@ -80,6 +81,7 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.router.route_class = TransactionalRoute  # routes added to the app itself
     register_error_handlers(app)
     # Added last runs first: the request id exists before any body check can refuse.
     app.add_middleware(BodyLimitsMiddleware, max_body_bytes=settings.max_request_body_bytes)

@@ -3,7 +3,7 @@
 One cluster (under `.data/test-postgres`, reused between runs, so a run starts in about a
 second), one fresh database per session migrated to head, and each test inside a transaction
 that is rolled back at its end: tests are independent and the suite stays fast as it grows.
-Requests made through the app use that same transaction (`get_session` is overridden), so a
+Requests made through the app use that same transaction (`app.state.open_session` is replaced), so a
 test sees what its requests wrote and nothing survives it.
 """
 
@@ -20,7 +20,6 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 from app.core import migrations
-from app.core.db import get_session, unit_of_work
 from app.core.embedded import EmbeddedPostgres, Roles
 from app.core.settings import Settings
 from app.main import create_app
@@ -135,13 +134,14 @@ async def running_app(
     """The app with its lifespan, its requests on the test's transaction."""
     app = create_app(settings, http_transport=http_transport)
 
+    @asynccontextmanager
     async def test_session() -> AsyncIterator[AsyncSession]:
-        # What get_session does, on the test's transaction: commit releases a savepoint.
-        async with unit_of_work(session):
-            yield session
+        # Every request on the test's transaction: its commit releases a savepoint, and the
+        # session stays open for the test to look at the rows.
+        yield session
 
-    app.dependency_overrides[get_session] = test_session
     async with LifespanManager(app):
+        app.state.open_session = test_session
         yield app
 
 

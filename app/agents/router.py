@@ -12,9 +12,9 @@ from app.agents.schemas import (
     QuickTaskUpdate,
 )
 from app.auth.principal import AdminDep, OrganizationPrincipalDep
-from app.core.db import SessionDep
+from app.core.db import SessionDep, TransactionalRoute
 
-router = APIRouter(prefix="/agents", tags=["agents"])
+router = APIRouter(prefix="/agents", tags=["agents"], route_class=TransactionalRoute)
 
 
 @router.get("")

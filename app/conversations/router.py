@@ -12,9 +12,9 @@ from app.conversations.schemas import (
     ConversationUpdate,
     MessagePage,
 )
-from app.core.db import SessionDep
+from app.core.db import SessionDep, TransactionalRoute
 
-router = APIRouter(prefix="/conversations", tags=["conversations"])
+router = APIRouter(prefix="/conversations", tags=["conversations"], route_class=TransactionalRoute)
 
 Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]

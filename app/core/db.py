@@ -7,12 +7,14 @@ before the tenant is known sees no tenant rows at all.
 """
 
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Annotated, Any
 
+import anyio
 import asyncpg
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -70,11 +72,16 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     The adapter begins its transaction lazily on its first statement; it is begun here, so a
     query on the driver connection can never run outside the request's transaction.
     """
+    transaction = session.sync_session.get_transaction()
+    cached = session.info.get("driver_connection")
+    if cached is not None and transaction is not None and cached[0] is transaction:
+        return cached[1]
     connection = await session.connection()
     adapted: Any = (await connection.get_raw_connection()).dbapi_connection
     if adapted._transaction is None:
         await adapted._start_transaction()
     driver: asyncpg.Connection = adapted.driver_connection
+    session.info["driver_connection"] = (session.sync_session.get_transaction(), driver)
     return driver
 
 
@@ -117,15 +124,66 @@ async def unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
             action()
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session, one transaction per request; the only place that commits.
+class RequestUnitOfWork:
+    """The request's one session and transaction, opened on first use: a request that never
+    touches the database (`/healthz`) costs nothing here."""
 
-    Declared with scope="function" (see `SessionDep`) so the commit happens before the
-    response is sent: a client never sees a 2xx for something that did not commit.
+    def __init__(self, open_session: Callable[[], AbstractAsyncContextManager[AsyncSession]]):
+        self._open_session = open_session
+        self._stack = AsyncExitStack()
+        self._session: AsyncSession | None = None
+
+    async def session(self) -> AsyncSession:
+        if self._session is None:
+            session = await self._stack.enter_async_context(self._open_session())
+            self._session = await self._stack.enter_async_context(unit_of_work(session))
+        return self._session
+
+    async def __aenter__(self) -> "RequestUnitOfWork":
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        if exc_info[0] is None:
+            await self._stack.aclose()
+            return
+        # The rollback must finish even when the request is being cancelled, or the
+        # connection would go back to the pool mid-transaction.
+        with anyio.CancelScope(shield=True):
+            await self._stack.__aexit__(*exc_info)
+
+
+class TransactionalRoute(APIRoute):
+    """Every route's unit of work: the session `SessionDep` gives is committed once the route
+    has returned and its response is built, and before the response is sent (a client never
+    sees a 2xx for something that did not commit); anything raised rolls it back.
+
+    A route class rather than a yield dependency (STYLE.md's `scope="function"`): FastAPI's
+    machinery for yield dependencies (an exit stack, a shielded cancel scope and two context
+    managers per dependency) cost more than the database work of an authenticated `GET /me`
+    (bench/bench_auth.py, profiled in-process); the semantics are the same.
     """
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session, unit_of_work(session):
-        yield session
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            async with RequestUnitOfWork(request.app.state.open_session) as work:
+                request.scope[_UNIT_OF_WORK] = work
+                return await handler(request)
+
+        return handle
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+_UNIT_OF_WORK = "app.unit_of_work"
+
+
+async def get_session(request: Request) -> AsyncSession:
+    """The request's session (one per request; `TransactionalRoute` is the only place that
+    commits it)."""
+    work: RequestUnitOfWork | None = request.scope.get(_UNIT_OF_WORK)
+    if work is None:
+        raise RuntimeError(f"{request.url.path}: its router needs route_class=TransactionalRoute")
+    return await work.session()
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -1,9 +1,10 @@
 from fastapi import APIRouter, Request, Response
 
+from app.core.db import TransactionalRoute
 from app.health import service
 from app.health.schemas import Liveness, Readiness
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=TransactionalRoute)
 
 
 @router.get("/healthz")

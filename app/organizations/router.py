@@ -5,9 +5,11 @@ from fastapi import APIRouter, Response, status
 from app.agents import service as agents_service
 from app.agents.schemas import AgentGrant
 from app.auth.principal import AdminDep, OrganizationPrincipalDep
-from app.core.db import SessionDep
+from app.core.db import SessionDep, TransactionalRoute
 
-router = APIRouter(prefix="/organizations/current", tags=["organizations"])
+router = APIRouter(
+    prefix="/organizations/current", tags=["organizations"], route_class=TransactionalRoute
+)
 
 
 @router.get("/agents")

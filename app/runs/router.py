@@ -8,7 +8,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import OrganizationPrincipal, OrganizationPrincipalDep
-from app.core.db import SessionDep, after_commit
+from app.core.db import SessionDep, TransactionalRoute, after_commit
 from app.core.errors import BadRequest, NotFound
 from app.runs import executor, state_service
 from app.runs import service as run_service
@@ -20,7 +20,7 @@ class RunNotFound(NotFound):
     title = "Run not found"
 
 
-router = APIRouter(prefix="/agents/{agent_id}", tags=["runs"])
+router = APIRouter(prefix="/agents/{agent_id}", tags=["runs"], route_class=TransactionalRoute)
 
 IfMatch = Annotated[
     str | None,
@@ -160,7 +160,7 @@ async def _stream_run(
     )
 
 
-cancel_router = APIRouter(prefix="/runs", tags=["runs"])
+cancel_router = APIRouter(prefix="/runs", tags=["runs"], route_class=TransactionalRoute)
 
 
 @cancel_router.post("/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED)

@@ -4,12 +4,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from app.auth.principal import AdminDep
-from app.core.db import SessionDep
+from app.core.db import SessionDep, TransactionalRoute
 from app.core.errors import UnprocessableContent
 from app.usage import service
 from app.usage.schemas import UsageReport
 
-router = APIRouter(prefix="/usage", tags=["usage"])
+router = APIRouter(prefix="/usage", tags=["usage"], route_class=TransactionalRoute)
 
 
 @router.get("")

@@ -1,11 +1,11 @@
 from fastapi import APIRouter
 
 from app.auth.principal import PrincipalDep
-from app.core.db import SessionDep
+from app.core.db import SessionDep, TransactionalRoute
 from app.users import service
 from app.users.schemas import Me
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], route_class=TransactionalRoute)
 
 
 @router.get("/me")

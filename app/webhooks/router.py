@@ -1,11 +1,11 @@
 from fastapi import APIRouter, Request
 
-from app.core.db import SessionDep
+from app.core.db import SessionDep, TransactionalRoute
 from app.webhooks import service
 from app.webhooks.errors import WebhooksNotConfigured
 from app.webhooks.schemas import WebhookReceipt
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=TransactionalRoute)
 
 
 @router.post("/clerk")

@@ -66,7 +66,7 @@ def create_app(
             app.state.token_verifier = create_token_verifier(settings, http_client)
             app.state.identity_cache = IdentityCache()
             app.state.chat_client = chat_client
-            app.state.run_registry = RunRegistry()
+            app.state.run_registry = RunRegistry(settings.run_max_concurrent)
             stack.push_async_callback(app.state.run_registry.stop_all)
             app.state.engine = engine
             app.state.sessionmaker = sessionmaker

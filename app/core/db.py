@@ -108,20 +108,30 @@ def after_commit(session: AsyncSession, action: Callable[[], None]) -> None:
     session.info.setdefault("after_commit", []).append(action)
 
 
+def after_rollback(session: AsyncSession, action: Callable[[], None]) -> None:
+    """Run `action` if the session's transaction rolls back (or its commit fails), never if
+    it commits: to give back what was reserved for work that will not happen."""
+    session.info.setdefault("after_rollback", []).append(action)
+
+
 @asynccontextmanager
 async def unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
-    """Commit if the block succeeds, roll back if anything escapes it; then the
-    `after_commit` actions, on success only."""
+    """Commit if the block succeeds, roll back if anything escapes it or the commit fails;
+    then the `after_commit` or the `after_rollback` actions."""
     try:
         yield session
+        await session.commit()
     except BaseException:
         session.info.pop("after_commit", None)
-        await session.rollback()
+        try:
+            await session.rollback()
+        finally:
+            for action in session.info.pop("after_rollback", []):
+                action()
         raise
-    else:
-        await session.commit()
-        for action in session.info.pop("after_commit", []):
-            action()
+    session.info.pop("after_rollback", None)
+    for action in session.info.pop("after_commit", []):
+        action()
 
 
 class RequestUnitOfWork:

@@ -137,6 +137,12 @@ class Settings(BaseSettings):
     run_heartbeat_seconds: float = Field(
         default=15.0, description="An SSE comment after this much silence keeps proxies open."
     )
+    run_max_concurrent: int = Field(
+        default=100,
+        ge=1,
+        description="Runs one API process streams at once; the next is refused (503 with "
+        "Retry-After). Total capacity is this times `ajc serve --workers`.",
+    )
 
     @property
     def llm_configured(self) -> bool:

@@ -1,4 +1,4 @@
-from app.core.errors import Conflict, UnprocessableContent
+from app.core.errors import Conflict, ServiceUnavailable, UnprocessableContent
 
 
 class StaleAgentState(Conflict):
@@ -9,3 +9,8 @@ class StaleAgentState(Conflict):
 class InvalidStatePatch(UnprocessableContent):
     problem = "invalid-state-patch"
     title = "Invalid JSON Patch"
+
+
+class RunsAtCapacity(ServiceUnavailable):
+    problem = "runs-at-capacity"
+    title = "Too many runs in progress"

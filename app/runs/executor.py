@@ -3,8 +3,14 @@
 The run is a task of its own, not part of the HTTP response: a client that disconnects stops
 receiving events, not the run, which finishes (within RUN_MAX_SECONDS) and saves its
 message complete. The response only relays the task's events from a queue, with SSE comment
-heartbeats during long silences. `RunRegistry` knows the runs of this process, so that
-`POST /runs/{run_id}/cancel` can stop one (the partial answer is kept, status `cancelled`).
+heartbeats during long silences; a client that falls behind gets what piled up in one write,
+its consecutive text (or tool-argument) pieces merged into one event, so a busy process
+spends its time per write, not per token, and nothing is lost.
+
+`RunRegistry` knows the runs of this process: it admits at most RUN_MAX_CONCURRENT at once
+(the next one is refused at once with 503 and Retry-After, rather than every stream slowing
+down), and `POST /runs/{run_id}/cancel` stops one (the partial answer is kept, status
+`cancelled`).
 """
 
 import asyncio
@@ -13,7 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from ag_ui.core import (
     BaseEvent,
@@ -39,10 +45,15 @@ from app.conversations.models import Message, MessageRole, MessageStatus
 from app.core.db import set_tenant, unit_of_work
 from app.llm.client import ChatModel, ModelError, TextDelta, ToolCallDelta, Usage
 from app.runs import tools
+from app.runs.errors import RunsAtCapacity
 from app.runs.service import PreparedRun
 
 SAVE_EVERY_SECONDS = 1.0  # the partial answer is saved at least this often while streaming
 MAX_TOOL_ROUNDS = 4  # model calls in one run when it keeps calling server-side tools
+# What a refused run is told: runs last seconds to minutes, a slot frees up often.
+RETRY_AFTER_SECONDS = 2
+
+Events: TypeAlias = "asyncio.Queue[BaseEvent | None]"
 
 
 @dataclass
@@ -52,13 +63,43 @@ class ActiveRun:
     task: "asyncio.Task[None]"
 
 
+class Admission:
+    """A run's place among the process's concurrent runs, held from the request that starts
+    it until its task ends (or the request fails before starting it)."""
+
+    def __init__(self, registry: "RunRegistry") -> None:
+        self._registry: RunRegistry | None = registry
+
+    def release(self) -> None:
+        if self._registry is not None:
+            self._registry.admitted -= 1
+            self._registry = None
+
+
 class RunRegistry:
-    def __init__(self) -> None:
+    def __init__(self, max_concurrent: int) -> None:
+        self.max_concurrent = max_concurrent
+        self.admitted = 0
         self._runs: dict[str, ActiveRun] = {}
 
-    def add(self, run_id: str, run: ActiveRun) -> None:
+    def admit(self) -> Admission:
+        if self.admitted >= self.max_concurrent:
+            raise RunsAtCapacity(
+                f"This server is streaming as many runs as it can; retry in "
+                f"{RETRY_AFTER_SECONDS} s.",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        self.admitted += 1
+        return Admission(self)
+
+    def add(self, run_id: str, run: ActiveRun, admission: Admission) -> None:
         self._runs[run_id] = run
-        run.task.add_done_callback(lambda _: self._runs.pop(run_id, None))
+
+        def done(_: object) -> None:
+            self._runs.pop(run_id, None)
+            admission.release()
+
+        run.task.add_done_callback(done)
 
     def cancel(self, run_id: str, organization_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         """Only the user who started a run may stop it; anyone else's is unknown to them."""
@@ -79,41 +120,71 @@ def start_run(
     prepared: PreparedRun,
     sessionmaker: async_sessionmaker[AsyncSession],
     registry: RunRegistry,
+    admission: Admission,
     max_seconds: float,
-    queue: "asyncio.Queue[str | None]",
+    queue: Events,
 ) -> None:
-    """Start the run's task; its SSE frames arrive on the queue, then None."""
+    """Start the run's task; its events arrive on the queue, then None."""
     task = asyncio.create_task(
         execute(prepared, sessionmaker, queue, max_seconds),
         name=f"run {prepared.run_id}",
     )
-    registry.add(prepared.run_id, ActiveRun(prepared.organization_id, prepared.user_id, task))
+    registry.add(
+        prepared.run_id, ActiveRun(prepared.organization_id, prepared.user_id, task), admission
+    )
 
 
-async def relay(queue: "asyncio.Queue[str | None]", heartbeat_seconds: float) -> AsyncIterator[str]:
+async def relay(queue: Events, heartbeat_seconds: float) -> AsyncIterator[str]:
+    """The run's events as SSE: everything queued since the last write goes in the next one,
+    merged (`merge_pieces`); a comment after `heartbeat_seconds` of silence."""
+    encoder = EventEncoder()
     while True:
         try:
-            frame = await asyncio.wait_for(queue.get(), heartbeat_seconds)
+            first = await asyncio.wait_for(queue.get(), heartbeat_seconds)
         except TimeoutError:
             yield ": heartbeat\n\n"
             continue
-        if frame is None:
+        events = [first]
+        while not queue.empty():
+            events.append(queue.get_nowait())
+        finished = events[-1] is None  # None is the last thing a run queues
+        pending = [event for event in events if event is not None]
+        if pending:
+            yield "".join(encoder.encode(event) for event in merge_pieces(pending))
+        if finished:
             return
-        yield frame
+
+
+def merge_pieces(events: list[BaseEvent]) -> list[BaseEvent]:
+    """Consecutive text pieces of one message (or argument pieces of one tool call) as one
+    event carrying them all, in order; every other event as it is."""
+    merged: list[BaseEvent] = []
+    for event in events:
+        previous = merged[-1] if merged else None
+        if (
+            isinstance(event, TextMessageContentEvent)
+            and isinstance(previous, TextMessageContentEvent)
+            and previous.message_id == event.message_id
+        ) or (
+            isinstance(event, ToolCallArgsEvent)
+            and isinstance(previous, ToolCallArgsEvent)
+            and previous.tool_call_id == event.tool_call_id
+        ):
+            merged[-1] = previous.model_copy(update={"delta": previous.delta + event.delta})
+        else:
+            merged.append(event)
+    return merged
 
 
 async def execute(
     prepared: PreparedRun,
     sessionmaker: async_sessionmaker[AsyncSession],
-    queue: "asyncio.Queue[str | None]",
+    queue: Events,
     max_seconds: float,
 ) -> None:
-    """Run to the end, its SSE frames on `queue` (then None) for whoever listens."""
+    """Run to the end, its events on `queue` (then None) for whoever listens."""
     model = prepared.model
-    encoder = EventEncoder()
-
-    def emit(event: BaseEvent) -> None:
-        queue.put_nowait(encoder.encode(event))
+    emit = queue.put_nowait
 
     message_id = prepared.assistant_message_external_id
     emit(RunStartedEvent(thread_id=prepared.thread_id, run_id=prepared.run_id))

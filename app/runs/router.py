@@ -8,7 +8,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import OrganizationPrincipal, OrganizationPrincipalDep
-from app.core.db import SessionDep, TransactionalRoute, after_commit
+from app.core.db import SessionDep, TransactionalRoute, after_commit, after_rollback
 from app.core.errors import BadRequest, NotFound
 from app.runs import executor, state_service
 from app.runs import service as run_service
@@ -137,10 +137,13 @@ async def _stream_run(
     run_input: RunAgentInput,
 ) -> StreamingResponse:
     state = request.app.state
+    # Refused (503) before any work when the process streams all it can.
+    admission = state.run_registry.admit()
+    after_rollback(session, admission.release)
     prepared = await run_service.prepare_run(
         session, principal, agent_id, run_input, state.settings, state.chat_client
     )
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    queue: executor.Events = asyncio.Queue()
 
     def start() -> None:
         # After the commit: the run's own sessions must see the rows prepared here.
@@ -148,6 +151,7 @@ async def _stream_run(
             prepared,
             state.sessionmaker,
             state.run_registry,
+            admission,
             state.settings.run_max_seconds,
             queue,
         )

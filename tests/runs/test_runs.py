@@ -36,6 +36,11 @@ def types(events: list[dict[str, Any]]) -> list[str]:
     return [event["type"] for event in events]
 
 
+def squeezed(names: list[str]) -> list[str]:
+    """Repeats in a row once: the relay merges pieces that arrive together."""
+    return [name for i, name in enumerate(names) if i == 0 or name != names[i - 1]]
+
+
 async def wait_for_status(service: Service, message_id: str, status: str) -> tuple[Any, ...]:
     for _ in range(200):
         rows = service.rows(
@@ -279,11 +284,11 @@ async def test_front_end_tools_are_streamed_as_tool_calls_and_their_results_cont
     first["tools"] = [WEATHER_TOOL]
     events = await run(http, service, agent_id, first)
 
-    assert types(events) == [
+    # The arguments come in two pieces, one event each or merged if they arrive together.
+    assert squeezed(types(events)) == [
         "RUN_STARTED",
         "STATE_SNAPSHOT",
         "TOOL_CALL_START",
-        "TOOL_CALL_ARGS",
         "TOOL_CALL_ARGS",
         "TOOL_CALL_END",
         "RUN_FINISHED",

@@ -1,0 +1,91 @@
+"""The relay between a run and its client: what piled up while the client was slow goes out
+in one write, text pieces merged, nothing lost or reordered."""
+
+import asyncio
+import json
+from typing import Any
+
+from ag_ui.core import (
+    BaseEvent,
+    RunFinishedEvent,
+    RunStartedEvent,
+    TextMessageContentEvent,
+    TextMessageEndEvent,
+    TextMessageStartEvent,
+    ToolCallArgsEvent,
+    ToolCallStartEvent,
+)
+
+from app.runs.executor import relay
+
+
+def decode(chunk: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(line.removeprefix("data: "))
+        for line in chunk.splitlines()
+        if line.startswith("data: ")
+    ]
+
+
+async def relayed(events: list[BaseEvent | None], heartbeat: float = 5) -> list[str]:
+    queue: asyncio.Queue[BaseEvent | None] = asyncio.Queue()
+    for event in events:
+        queue.put_nowait(event)
+    return [chunk async for chunk in relay(queue, heartbeat)]
+
+
+async def test_what_piled_up_goes_out_in_one_write_with_pieces_merged() -> None:
+    events: list[BaseEvent | None] = [
+        RunStartedEvent(thread_id="t", run_id="r"),
+        TextMessageStartEvent(message_id="m1", role="assistant"),
+        *(TextMessageContentEvent(message_id="m1", delta=f"w{i} ") for i in range(50)),
+        TextMessageEndEvent(message_id="m1"),
+        ToolCallStartEvent(tool_call_id="c1", tool_call_name="lookup", parent_message_id="m1"),
+        ToolCallArgsEvent(tool_call_id="c1", delta='{"q": '),
+        ToolCallArgsEvent(tool_call_id="c1", delta='"milk"}'),
+        TextMessageContentEvent(message_id="m2", delta="a"),
+        TextMessageContentEvent(message_id="m3", delta="b"),
+        RunFinishedEvent(thread_id="t", run_id="r"),
+        None,
+    ]
+
+    chunks = await relayed(events)
+
+    assert len(chunks) == 1
+    sent = decode(chunks[0])
+    assert [event["type"] for event in sent] == [
+        "RUN_STARTED",
+        "TEXT_MESSAGE_START",
+        "TEXT_MESSAGE_CONTENT",
+        "TEXT_MESSAGE_END",
+        "TOOL_CALL_START",
+        "TOOL_CALL_ARGS",
+        "TEXT_MESSAGE_CONTENT",
+        "TEXT_MESSAGE_CONTENT",
+        "RUN_FINISHED",
+    ]
+    assert sent[2] == {
+        "type": "TEXT_MESSAGE_CONTENT",
+        "messageId": "m1",
+        "delta": "".join(f"w{i} " for i in range(50)),
+    }
+    assert sent[5]["delta"] == '{"q": "milk"}'
+    assert [(e["messageId"], e["delta"]) for e in sent[6:8]] == [("m2", "a"), ("m3", "b")]
+
+
+async def test_a_client_that_keeps_up_gets_each_piece_as_it_comes() -> None:
+    queue: asyncio.Queue[BaseEvent | None] = asyncio.Queue()
+    chunks = relay(queue, heartbeat_seconds=5)
+    for word in ["one", "two"]:
+        queue.put_nowait(TextMessageContentEvent(message_id="m1", delta=word))
+        assert decode(await anext(chunks))[0]["delta"] == word
+    queue.put_nowait(None)
+    assert [chunk async for chunk in chunks] == []
+
+
+async def test_silence_is_filled_with_heartbeat_comments() -> None:
+    queue: asyncio.Queue[BaseEvent | None] = asyncio.Queue()
+    chunks = relay(queue, heartbeat_seconds=0.05)
+    assert await anext(chunks) == ": heartbeat\n\n"
+    queue.put_nowait(None)
+    assert [chunk async for chunk in chunks] == []

@@ -3,27 +3,48 @@
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from app.core.settings import Settings, get_settings
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> None:
+    import os
+
     import uvicorn
 
+    from app.core import migrations
+    from app.core.crypto import development_key_pair
+    from app.core.embedded import open_database
     from app.core.logging import configure_logging
     from app.main import create_app
 
     configure_logging(settings.log_level)
-    # Ctrl-C: uvicorn stops taking requests, the lifespan closes the pool and stops the
-    # embedded PostgreSQL it started.
-    uvicorn.run(
-        create_app(settings),
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-    )
+    workers = args.workers or settings.api_workers
+    options: dict[str, Any] = {
+        "host": args.host or settings.host,
+        "port": args.port or settings.port,
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": True,
+    }
+    if workers == 1:
+        # Ctrl-C: uvicorn stops taking requests, the lifespan closes the pool and stops the
+        # embedded PostgreSQL it started.
+        uvicorn.run(create_app(settings), **options)
+        return
+    # Several processes: this one prepares what they share (the embedded database, started
+    # and migrated once; the development keys), hands them the database's URL, and stops the
+    # database after the last of them has stopped.
+    with open_database(settings) as urls:
+        if settings.embedded_database:
+            migrations.upgrade(urls.owner, settings.database_app_role)
+            os.environ["DATABASE_URL"] = urls.app
+        if settings.development_identity:
+            development_key_pair(settings.data_dir)
+        uvicorn.run(
+            "app.main:create_app_from_environment", factory=True, workers=workers, **options
+        )
 
 
 def migrate(settings: Settings, args: argparse.Namespace) -> None:
@@ -142,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser = commands.add_parser("serve", help="run the API (and the embedded database)")
     serve_parser.add_argument("--host")
     serve_parser.add_argument("--port", type=int)
+    serve_parser.add_argument(
+        "--workers", type=int, help="API processes (default API_WORKERS); one core each"
+    )
     serve_parser.set_defaults(handler=serve)
 
     migrate_parser = commands.add_parser("migrate", help="apply migrations as the owner role")

@@ -15,6 +15,7 @@ from app.core import migrations
 from app.core.db import TransactionalRoute, create_engine, create_sessionmaker
 from app.core.embedded import open_database
 from app.core.errors import register_error_handlers
+from app.core.logging import configure_logging
 from app.core.middleware import BodyLimitsMiddleware, RequestIdMiddleware
 from app.core.settings import Settings, get_settings
 from app.health.router import router as health_router
@@ -96,3 +97,11 @@ def create_app(
     app.include_router(organizations_router)
     app.include_router(webhooks_router)
     return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """What each process of `ajc serve --workers N` runs: settings from the environment
+    (the parent has put the database's URL there), its own logging."""
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         default=1_048_576, description="Largest request body accepted (413 beyond)."
     )
 
+    api_workers: int = Field(
+        default=1,
+        ge=1,
+        description="Processes `ajc serve` runs the API in (each with its own pool, caches and "
+        "in-process job worker); about one per core.",
+    )
     run_worker_in_process: bool = Field(
         default=True,
         description="`ajc serve` also runs a job worker; turn off when `ajc worker` runs apart.",

@@ -23,6 +23,7 @@ from app.jobs.queue import create_job_queue
 from app.jobs.worker import job_context, running_worker
 from app.llm.client import create_chat_client
 from app.organizations.router import router as organizations_router
+from app.runs import cancellation
 from app.runs.executor import RunRegistry
 from app.runs.router import cancel_router as cancel_runs_router
 from app.runs.router import router as runs_router
@@ -69,6 +70,7 @@ def create_app(
             app.state.chat_client = chat_client
             app.state.run_registry = RunRegistry(settings.run_max_concurrent)
             stack.push_async_callback(app.state.run_registry.stop_all)
+            await stack.enter_async_context(cancellation.listening(engine, app.state.run_registry))
             app.state.engine = engine
             app.state.sessionmaker = sessionmaker
             app.state.open_session = sessionmaker  # what a request's unit of work opens

@@ -1,4 +1,4 @@
-from app.core.errors import Conflict, ServiceUnavailable, UnprocessableContent
+from app.core.errors import Conflict, NotFound, ServiceUnavailable, UnprocessableContent
 
 
 class StaleAgentState(Conflict):
@@ -14,3 +14,8 @@ class InvalidStatePatch(UnprocessableContent):
 class RunsAtCapacity(ServiceUnavailable):
     problem = "runs-at-capacity"
     title = "Too many runs in progress"
+
+
+class RunNotFound(NotFound):
+    problem = "run-not-found"
+    title = "Run not found"

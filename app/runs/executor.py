@@ -101,13 +101,16 @@ class RunRegistry:
 
         run.task.add_done_callback(done)
 
-    def cancel(self, run_id: str, organization_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-        """Only the user who started a run may stop it; anyone else's is unknown to them."""
+    def owner_of(self, run_id: str) -> tuple[uuid.UUID, uuid.UUID] | None:
+        """(organization, user) of the run if this process streams it."""
         run = self._runs.get(run_id)
-        if run is None or (run.organization_id, run.user_id) != (organization_id, user_id):
-            return False
-        run.task.cancel()
-        return True
+        return (run.organization_id, run.user_id) if run is not None else None
+
+    def cancel_here(self, run_id: str) -> None:
+        """Stop the run if this process streams it (whoever asked has been checked)."""
+        run = self._runs.get(run_id)
+        if run is not None:
+            run.task.cancel()
 
     async def stop_all(self) -> None:
         for run in list(self._runs.values()):

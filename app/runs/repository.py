@@ -5,6 +5,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.conversations.models import Conversation, Message, MessageStatus
 from app.runs.models import AgentState
 
 
@@ -77,3 +78,26 @@ async def replace_user_state(
         .execution_options(synchronize_session=False)
     )
     return version
+
+
+async def is_in_progress(
+    session: AsyncSession, organization_id: uuid.UUID, user_id: uuid.UUID, run_id: str
+) -> bool:
+    """Whether the user has the run streaming, in any process: its answer is still being
+    written."""
+    statement = (
+        select(Message.id)
+        .join(
+            Conversation,
+            (Conversation.organization_id == Message.organization_id)
+            & (Conversation.id == Message.conversation_id),
+        )
+        .where(
+            Message.organization_id == organization_id,
+            Message.run_id == run_id,
+            Message.status == MessageStatus.streaming,
+            Conversation.user_id == user_id,
+        )
+        .limit(1)
+    )
+    return await session.scalar(statement) is not None

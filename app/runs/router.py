@@ -9,16 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import OrganizationPrincipal, OrganizationPrincipalDep
 from app.core.db import SessionDep, TransactionalRoute, after_commit, after_rollback
-from app.core.errors import BadRequest, NotFound
+from app.core.errors import BadRequest
 from app.runs import executor, state_service
 from app.runs import service as run_service
 from app.runs.schemas import AgentStateRead, AgentStateWrite, QuickTaskRunRequest
-
-
-class RunNotFound(NotFound):
-    problem = "run-not-found"
-    title = "Run not found"
-
 
 router = APIRouter(prefix="/agents/{agent_id}", tags=["runs"], route_class=TransactionalRoute)
 
@@ -169,11 +163,9 @@ cancel_router = APIRouter(prefix="/runs", tags=["runs"], route_class=Transaction
 
 @cancel_router.post("/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
 async def cancel_run(
-    run_id: str, request: Request, principal: OrganizationPrincipalDep
+    run_id: str, request: Request, session: SessionDep, principal: OrganizationPrincipalDep
 ) -> dict[str, str]:
-    """Stop a run of the caller's; its partial answer is kept with status `cancelled`."""
-    if not request.app.state.run_registry.cancel(
-        run_id, principal.organization_id, principal.user_id
-    ):
-        raise RunNotFound()
+    """Stop a run of the caller's, whichever process streams it; its partial answer is kept
+    with status `cancelled`."""
+    await run_service.cancel_run(session, principal, run_id, request.app.state.run_registry)
     return {"run_id": run_id, "status": "cancelling"}

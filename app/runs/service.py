@@ -11,7 +11,7 @@ answer, on sessions of its own, whether or not the client stays.
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import openai
 from ag_ui.core import RunAgentInput, UserMessage
@@ -27,9 +27,13 @@ from app.core.errors import UnprocessableContent
 from app.core.settings import Settings
 from app.llm.client import ChatModel, chat_model
 from app.llm.context import trim_to_window
-from app.runs import repository
+from app.runs import cancellation, repository
+from app.runs.errors import RunNotFound
 from app.runs.schemas import QuickTaskRunRequest
 from app.runs.tools import server_tools
+
+if TYPE_CHECKING:
+    from app.runs.executor import RunRegistry
 
 ROLES = {role.value for role in MessageRole}
 
@@ -214,3 +218,23 @@ def _parameters(model_settings: dict[str, Any]) -> dict[str, Any]:
         for name, value in model_settings.items()
         if name in ("temperature", "max_tokens", "top_p") and value is not None
     }
+
+
+async def cancel_run(
+    session: AsyncSession,
+    principal: OrganizationPrincipal,
+    run_id: str,
+    registry: "RunRegistry",
+) -> None:
+    """Stop one of the caller's runs, wherever it streams (`app.runs.cancellation`); the
+    partial answer is kept with status `cancelled`. Anyone else's run is unknown to them."""
+    caller = (principal.organization_id, principal.user_id)
+    owner = registry.owner_of(run_id)
+    if owner is not None:
+        if owner != caller:
+            raise RunNotFound()
+        registry.cancel_here(run_id)
+        return
+    if not await repository.is_in_progress(session, *caller, run_id):
+        raise RunNotFound()
+    await cancellation.notify(session, run_id)

@@ -2,9 +2,11 @@
 app: readiness follows it, and requests succeed again without a restart."""
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import procrastinate
 import pytest
@@ -17,6 +19,7 @@ from app.core.settings import Settings
 from app.health.service import check_readiness
 from app.jobs import queue
 from app.main import create_app
+from app.runs.executor import ActiveRun
 
 
 async def test_healthz_answers_without_the_database(client: httpx.AsyncClient) -> None:
@@ -106,7 +109,7 @@ async def test_readyz_follows_the_database_down_and_back_up(
     server.start()
     # The pool still holds connections to the old server: pre-ping replaces them.
     up = await own_client.get("/readyz")
-    assert up.status_code == 200
+    assert up.status_code == 200, up.text
     assert up.json()["ready"] is True
 
 
@@ -124,3 +127,28 @@ async def test_the_in_process_worker_recovers_after_a_database_restart(
             break
         await asyncio.sleep(0.1)
     assert recorded == ["after restart"]
+
+
+async def test_run_cancel_notices_reach_this_process_again_after_a_database_restart(
+    own_server: tuple[EmbeddedPostgres, Roles], own_client: httpx.AsyncClient
+) -> None:
+    """The listener of `app.runs.cancellation` reconnects: a cancel sent by another process
+    after the restart still stops the run this process streams."""
+    server, roles = own_server
+    app = own_client._transport.app  # type: ignore[attr-defined]
+    server.stop()
+    server.start()
+    run = asyncio.create_task(asyncio.sleep(60))
+    registry = app.state.run_registry
+    registry.add("run-after-restart", ActiveRun(uuid.uuid4(), uuid.uuid4(), run), registry.admit())
+    url = server.url(roles.app, roles.database, driver="postgresql")
+    for _ in range(100):  # notices sent before the listener is back are lost: repeat
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute("SELECT pg_notify('run_cancel', 'run-after-restart')")
+        finally:
+            await connection.close()
+        await asyncio.sleep(0.1)
+        if run.done():
+            break
+    assert run.cancelled()

@@ -19,10 +19,15 @@ from tests.conftest import DatabaseUnderTest
 
 class Service:
     def __init__(
-        self, base_url: str, owner_url: str, fake_clerk: clerk.FakeClerk, app_url: str = ""
+        self,
+        base_url: str,
+        owner_url: str,
+        fake_clerk: clerk.FakeClerk,
+        settings: Settings,
     ) -> None:
         self.base_url = base_url
-        self.app_url = app_url
+        self.app_url = settings.database_url or ""
+        self.settings = settings
         self.owner_url = owner_url.replace("postgresql+asyncpg://", "postgresql://")
         self.clerk = fake_clerk
 
@@ -51,19 +56,23 @@ async def start_service(
             "run_heartbeat_seconds": 0.5,
             **settings,
         }
-        app = create_app(Settings.model_validate(values), http_transport=fake_clerk.transport)
-        port = fake_openai.free_port()
-        server, task = await fake_openai.serve(app, port)
-        try:
-            yield Service(
-                f"http://127.0.0.1:{port}",
-                owner_url,
-                fake_clerk,
-                test_database.url(roles.app, roles.database),
-            )
-        finally:
-            server.should_exit = True
-            await task
+        async for service in serve(Settings.model_validate(values), owner_url, fake_clerk):
+            yield service
+
+
+async def serve(
+    settings: Settings, owner_url: str, fake_clerk: clerk.FakeClerk
+) -> AsyncIterator[Service]:
+    """The app on a loopback port of its own: also a second process of a running service,
+    given that service's settings and Clerk."""
+    app = create_app(settings, http_transport=fake_clerk.transport)
+    port = fake_openai.free_port()
+    server, task = await fake_openai.serve(app, port)
+    try:
+        yield Service(f"http://127.0.0.1:{port}", owner_url, fake_clerk, settings)
+    finally:
+        server.should_exit = True
+        await task
 
 
 @pytest.fixture(scope="session")

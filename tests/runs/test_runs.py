@@ -12,7 +12,7 @@ import pytest
 
 from tests import fake_openai
 from tests.conftest import DatabaseUnderTest
-from tests.runs.conftest import Service, new_agent, run_input, start_service
+from tests.runs.conftest import Service, new_agent, run_input, serve, start_service
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -195,6 +195,50 @@ async def test_cancel_stops_the_run_and_keeps_the_partial_answer(
     message_id = next(e["messageId"] for e in events if e["type"] == "TEXT_MESSAGE_START")
     _, content, *_ = await wait_for_status(service, message_id, "cancelled")
     assert 3 <= content.count("t") < 200
+
+
+async def test_a_run_is_cancelled_from_another_process_of_the_service(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    """`ajc serve --workers N`: the cancel lands on a process that does not stream the run."""
+    agent_id = await new_agent(http, service)
+    run_id = fake_openai.new_id()
+    body = run_input(fake_openai.new_id(), ("m1", "go slowly"), run_id=run_id)
+    events: list[dict[str, Any]] = []
+    async for other in serve(service.settings, service.owner_url, service.clerk):
+        async with http.stream(
+            "POST",
+            f"{service.base_url}/agents/{agent_id}/runs",
+            json=body,
+            headers=service.headers(),
+        ) as response:
+            async for line in response.aiter_lines():
+                if not line.startswith("data: "):
+                    continue
+                events.append(json.loads(line.removeprefix("data: ")))
+                if types(events).count("TEXT_MESSAGE_CONTENT") != 3:
+                    continue
+                for outsider in [
+                    service.clerk.headers("user_other", "org_runs", "admin"),
+                    service.clerk.headers("user_runner", "org_other", "admin"),
+                ]:
+                    refused = await http.post(
+                        f"{other.base_url}/runs/{run_id}/cancel", headers=outsider
+                    )
+                    assert refused.status_code == 404
+                cancelled = await http.post(
+                    f"{other.base_url}/runs/{run_id}/cancel", headers=service.headers()
+                )
+                assert cancelled.status_code == 202
+        finished = await http.post(
+            f"{other.base_url}/runs/{run_id}/cancel", headers=service.headers()
+        )
+        assert finished.status_code == 404
+    assert events[-1]["type"] == "RUN_ERROR"
+    assert events[-1]["code"] == "cancelled"
+    message_id = next(e["messageId"] for e in events if e["type"] == "TEXT_MESSAGE_START")
+    _, content, *_ = await wait_for_status(service, message_id, "cancelled")
+    assert content.count("t") < 200
 
 
 async def test_a_thread_id_must_be_a_uuid(http: httpx.AsyncClient, service: Service) -> None:

@@ -65,7 +65,9 @@ def start_model_server(port: int, cores: set[int] | None) -> subprocess.Popen[by
     # `-m uvicorn` from the repository's root puts it on sys.path: `tests` is importable there.
     command = [sys.executable, "-m", "uvicorn", "tests.fake_openai:app", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
-    return subprocess.Popen(pinned(command, cores), cwd=ROOT, stdout=subprocess.DEVNULL)
+    return subprocess.Popen(
+        pinned(command, cores), cwd=ROOT, stdout=subprocess.DEVNULL, start_new_session=True
+    )
 
 
 def start_server(
@@ -78,16 +80,21 @@ def start_server(
         "PORT": str(port),
         "LOG_LEVEL": "WARNING",
         "RUN_WORKER_IN_PROCESS": "false",
+        "API_WORKERS": "1",  # one process, alone on its core
         "OPENAI_BASE_URL": f"http://127.0.0.1:{model_port}/v1",
         "OPENAI_API_KEY": "bench-key",
         "LLM_MODEL": MODEL,
         "LLM_MAX_RETRIES": "0",  # a failing model shows as an error, not as a slow first token
     }
     command = pinned([sys.executable, "-m", "app", "serve"], cores)
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, start_new_session=True
+    )
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
+    """One SIGINT (a graceful stop), from here only: the children have sessions of their own,
+    so that a Ctrl-C in the terminal does not reach them first and make this a second one."""
     if process.poll() is not None:
         return
     process.send_signal(signal.SIGINT)
@@ -255,4 +262,6 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     arguments = parser.parse_args()
+    if arguments.runs < 2:
+        parser.error("--runs must be at least 2 (for percentiles)")
     asyncio.run(main(arguments.runs, arguments.warmup))

@@ -2,11 +2,11 @@ import uuid
 from typing import Any
 
 from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.conversations.models import Conversation, ConversationVisibility, Message
 from app.core.pagination import Position
-from app.core.repository import add_unless_duplicate
 
 
 async def insert(session: AsyncSession, conversation: Conversation) -> Conversation:
@@ -103,8 +103,21 @@ async def get_any_in_organization(
 
 
 async def insert_with_id(session: AsyncSession, conversation: Conversation) -> bool:
-    """False if the id is taken (by a conversation this session cannot see)."""
-    return await add_unless_duplicate(session, conversation)
+    """False if the id is taken (by a conversation this session cannot see). One statement,
+    no savepoint: a new thread's first run waits for it before its first token."""
+    inserted = await session.scalar(
+        pg_insert(Conversation)
+        .values(
+            id=conversation.id,
+            organization_id=conversation.organization_id,
+            user_id=conversation.user_id,
+            agent_id=conversation.agent_id,
+            title=conversation.title,
+        )
+        .on_conflict_do_nothing()
+        .returning(Conversation.id)
+    )
+    return inserted is not None
 
 
 async def all_messages(

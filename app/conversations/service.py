@@ -141,9 +141,9 @@ async def open_thread(
     conversation_id: uuid.UUID,
     agent_id: uuid.UUID,
     title: str,
-) -> Conversation:
-    """The conversation a run writes to (AG-UI's threadId): created on first use, and on
-    every later use checked to be the caller's own and this agent's."""
+) -> tuple[Conversation, bool]:
+    """The conversation a run writes to (AG-UI's threadId), and whether it is new: created
+    on first use, and on every later use checked to be the caller's own and this agent's."""
     conversation = await repository.get_any_in_organization(
         session, principal.organization_id, conversation_id
     )
@@ -157,7 +157,7 @@ async def open_thread(
         )
         if not await repository.insert_with_id(session, conversation):
             raise ConversationNotFound()  # the id is another organization's
-        return conversation
+        return conversation, True
     if conversation.user_id != principal.user_id:
         if conversation.visibility != ConversationVisibility.organization:
             raise ConversationNotFound()
@@ -165,7 +165,7 @@ async def open_thread(
     if conversation.agent_id != agent_id:
         raise ThreadOfAnotherAgent("This thread belongs to another agent.")
     conversation.last_activity_at = datetime.now(UTC)
-    return conversation
+    return conversation, False
 
 
 async def thread_messages(session: AsyncSession, conversation: Conversation) -> list[Message]:

@@ -82,10 +82,10 @@ async def prepare_run(
         raise InvalidThread("threadId must be a UUID: it is the conversation's id.") from exc
     sent = [_text_of(message) for message in run_input.messages]
     first_user_text = next((text for role, _, text in sent if role == "user"), "")
-    conversation = await conversations_service.open_thread(
+    conversation, created = await conversations_service.open_thread(
         session, principal, conversation_id, agent_id, title or first_user_text
     )
-    stored = await conversations_service.thread_messages(session, conversation)
+    stored = [] if created else await conversations_service.thread_messages(session, conversation)
     stored_ids = {message.external_id or str(message.id) for message in stored}
     sent_ids = {message_id for _, message_id, _ in sent}
     new = [

@@ -18,6 +18,7 @@ from app.core.errors import register_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import BodyLimitsMiddleware, RequestIdMiddleware
 from app.core.settings import Settings, get_settings
+from app.files.router import router as files_router
 from app.health.router import router as health_router
 from app.jobs.queue import create_job_queue
 from app.jobs.worker import job_context, running_worker
@@ -87,10 +88,15 @@ def create_app(
     app.router.route_class = TransactionalRoute  # routes added to the app itself
     register_error_handlers(app)
     # Added last runs first: the request id exists before any body check can refuse.
-    app.add_middleware(BodyLimitsMiddleware, max_body_bytes=settings.max_request_body_bytes)
+    app.add_middleware(
+        BodyLimitsMiddleware,
+        max_body_bytes=settings.max_request_body_bytes,
+        max_upload_bytes=settings.file_max_bytes,
+    )
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
     app.include_router(users_router)
+    app.include_router(files_router)
     app.include_router(agents_router)
     app.include_router(runs_router)
     app.include_router(cancel_runs_router)

@@ -30,7 +30,7 @@ from app.conversations.schemas import (
     MessagePage,
 )
 from app.core.pagination import decode_cursor, page_of
-from app.files import service as files_service
+from app.files import storage as file_storage
 
 
 async def create_conversation(
@@ -115,7 +115,7 @@ async def delete_conversation(
     transaction; its files on disk once it commits."""
     conversation = await get_own_conversation(session, principal, conversation_id)
     await repository.delete_conversation(session, conversation)
-    files_service.remove_conversation_files_after_commit(
+    file_storage.remove_conversation_files_after_commit(
         session, workspaces_dir, conversation.organization_id, conversation.user_id, conversation.id
     )
 

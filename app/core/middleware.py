@@ -65,6 +65,8 @@ class RequestIdMiddleware:
             )
 
 
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
 # Media types a body may have. Anything else is refused before a route reads it.
 _ACCEPTED_BODY_TYPES = ("application/json", "multipart/form-data")
 
@@ -74,9 +76,12 @@ class BodyLimitsMiddleware:
     route or database work starts. The size is checked on the declared Content-Length and
     again while the body streams, so a chunked or lying client cannot get past it."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_upload_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # A multipart body is one file plus its form's few small fields; the route checks the
+        # file's own size exactly.
+        self.max_multipart_bytes = max_upload_bytes + MULTIPART_OVERHEAD_BYTES
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,8 +104,11 @@ class BodyLimitsMiddleware:
                 f"Send the body as application/json, not {media_type or 'an untyped body'}.",
             )
             return
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await _refuse_too_large(scope, send, self.max_body_bytes)
+        limit = (
+            self.max_multipart_bytes if media_type == "multipart/form-data" else self.max_body_bytes
+        )
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _refuse_too_large(scope, send, limit)
             return
 
         received = 0
@@ -112,11 +120,11 @@ class BodyLimitsMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     # Answer now and tell the route the client went away, so it stops reading.
                     refused = True
                     if not response_started:
-                        await _refuse_too_large(scope, send, self.max_body_bytes)
+                        await _refuse_too_large(scope, send, limit)
                     return {"type": "http.disconnect"}
             return message
 

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
         description="Processes `ajc serve` runs the API in (each with its own pool, caches and "
         "in-process job worker); about one per core.",
     )
+    file_max_bytes: int = Field(
+        default=25 * 1024 * 1024, ge=1, description="Largest file a user may upload (413 beyond)."
+    )
     run_worker_in_process: bool = Field(
         default=True,
         description="`ajc serve` also runs a job worker; turn off when `ajc worker` runs apart.",

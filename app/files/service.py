@@ -1,53 +1,161 @@
-"""Files on disk under WORKSPACES_DIR: `{org_id}/{user_id}/{conversation_id}/files/...`.
+"""Files of conversations: uploaded by the conversation's owner, read by whoever may read the
+conversation, stored under WORKSPACES_DIR as
+`{org_id}/{user_id}/{conversation_id}/files/{uploads|generated|attachments}/{file_id}{ext}`.
 
-The layout makes each deletion one folder: a conversation's, an organization's
-whole tree, or a user's folder in every organization.
+The name is the service's (the file's id and the extension of its detected type); the
+client's name is kept as metadata only, cleaned of path separators and control characters.
+The same bytes twice in one conversation are stored once: the second upload answers with the
+first file.
 """
 
+import asyncio
 import logging
-import shutil
+import unicodedata
 import uuid
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import after_commit
+from app.auth.principal import OrganizationPrincipal
+from app.conversations import service as conversations_service
+from app.conversations.errors import ConversationNotFound
+from app.files import media_types, repository, storage
+from app.files.errors import FileNotFound, FileTooLarge, UnsupportedFileType
+from app.files.models import File, FileCategory
 
 logger = logging.getLogger(__name__)
 
-
-def remove_organization_files_after_commit(
-    session: AsyncSession, workspaces_dir: Path, organization_id: uuid.UUID
-) -> None:
-    after_commit(session, lambda: _remove_tree(workspaces_dir / str(organization_id)))
+MAX_NAME_CHARS = 255
 
 
-def remove_conversation_files_after_commit(
+async def upload(
     session: AsyncSession,
+    principal: OrganizationPrincipal,
+    conversation_id: uuid.UUID,
+    source: BinaryIO,
+    name: str,
     workspaces_dir: Path,
+    max_bytes: int,
+) -> tuple[File, bool]:
+    """The stored file, and whether it is new (False: the conversation already had these
+    bytes). The bytes are in place once the request commits, never before."""
+    conversation = await conversations_service.get_own_conversation(
+        session, principal, conversation_id
+    )
+    try:
+        received = await asyncio.to_thread(storage.receive, workspaces_dir, source, max_bytes)
+    except storage.TooLarge as exc:
+        raise FileTooLarge(f"Files may be at most {max_bytes} bytes.") from exc
+    try:
+        media_type = await asyncio.to_thread(
+            media_types.detect, received.head, name, received.path.read_bytes
+        )
+    except media_types.Unsupported as exc:
+        storage.discard(received)
+        raise UnsupportedFileType(
+            f"{exc} Accepted: {', '.join(sorted(media_types.ALLOWED))}."
+        ) from exc
+    existing = await repository.get_by_sha256(
+        session, conversation.organization_id, conversation.id, received.sha256
+    )
+    if existing is not None:
+        storage.discard(received)
+        return existing, False
+    file_id = uuid.uuid4()
+    file = File(
+        id=file_id,
+        organization_id=conversation.organization_id,
+        conversation_id=conversation.id,
+        user_id=conversation.user_id,
+        category=FileCategory.uploads,
+        original_name=clean_name(name),
+        storage_path=storage_path(
+            conversation.organization_id,
+            conversation.user_id,
+            conversation.id,
+            FileCategory.uploads,
+            f"{file_id}{media_types.EXTENSIONS[media_type]}",
+        ),
+        media_type=media_type,
+        size_bytes=received.size_bytes,
+        sha256=received.sha256,
+    )
+    if not await repository.insert(session, file):
+        # The same bytes arrived at the same moment in another request.
+        storage.discard(received)
+        concurrent = await repository.get_by_sha256(
+            session, conversation.organization_id, conversation.id, received.sha256
+        )
+        if concurrent is None:
+            raise FileNotFound()
+        return concurrent, False
+    storage.keep_after_commit(session, workspaces_dir, received, file.storage_path)
+    return file, True
+
+
+async def get_readable_file(
+    session: AsyncSession, principal: OrganizationPrincipal, file_id: uuid.UUID
+) -> File:
+    """A file of a conversation the caller may read (their own, or one shared with the
+    organization); any other is FileNotFound."""
+    file = await repository.get(session, principal.organization_id, file_id)
+    if file is None:
+        raise FileNotFound()
+    try:
+        await conversations_service.get_readable_conversation(
+            session, principal, file.conversation_id
+        )
+    except ConversationNotFound as exc:
+        raise FileNotFound() from exc
+    return file
+
+
+async def list_files(
+    session: AsyncSession, principal: OrganizationPrincipal, conversation_id: uuid.UUID
+) -> list[File]:
+    conversation = await conversations_service.get_readable_conversation(
+        session, principal, conversation_id
+    )
+    return await repository.list_for_conversation(
+        session, conversation.organization_id, conversation.id
+    )
+
+
+async def delete(
+    session: AsyncSession,
+    principal: OrganizationPrincipal,
+    file_id: uuid.UUID,
+    workspaces_dir: Path,
+) -> None:
+    """The owner of the file's conversation only; its chunks and message links go with the
+    row, its bytes once that commits."""
+    file = await get_readable_file(session, principal, file_id)
+    await conversations_service.get_own_conversation(session, principal, file.conversation_id)
+    await repository.delete_file(session, file.organization_id, file.id)
+    storage.delete_after_commit(session, workspaces_dir, file.storage_path)
+
+
+def storage_path(
     organization_id: uuid.UUID,
     user_id: uuid.UUID,
     conversation_id: uuid.UUID,
-) -> None:
-    folder = workspaces_dir / str(organization_id) / str(user_id) / str(conversation_id)
-    after_commit(session, lambda: _remove_tree(folder))
+    category: FileCategory,
+    name: str,
+) -> str:
+    return f"{organization_id}/{user_id}/{conversation_id}/files/{category.value}/{name}"
 
 
-def remove_user_files_after_commit(
-    session: AsyncSession, workspaces_dir: Path, user_id: uuid.UUID
-) -> None:
-    def remove() -> None:
-        for organization_folder in _subfolders(workspaces_dir):
-            _remove_tree(organization_folder / str(user_id))
-
-    after_commit(session, remove)
-
-
-def _subfolders(folder: Path) -> list[Path]:
-    return [child for child in folder.iterdir() if child.is_dir()] if folder.is_dir() else []
-
-
-def _remove_tree(folder: Path) -> None:
-    if folder.is_dir():
-        shutil.rmtree(folder)
-        logger.info("removed files", extra={"folder": str(folder)})
+def clean_name(name: str) -> str:
+    """The client's file name as metadata: its last path component, without control or
+    format characters (NUL included), at most MAX_NAME_CHARS; "file" if nothing is left."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    kept = "".join(ch for ch in base if unicodedata.category(ch) not in ("Cc", "Cf")).strip()
+    if kept in ("", ".", ".."):
+        return "file"
+    if len(kept) > MAX_NAME_CHARS:
+        stem, dot, extension = kept.rpartition(".")
+        if dot and len(extension) < 16:
+            return stem[: MAX_NAME_CHARS - len(extension) - 1] + "." + extension
+        return kept[:MAX_NAME_CHARS]
+    return kept

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import set_tenant
-from app.files import service as files_service
+from app.files import storage as file_storage
 from app.organizations import repository
 from app.organizations.models import MembershipRole
 from app.organizations.schemas import OrganizationMembershipView
@@ -40,7 +40,7 @@ async def delete(session: AsyncSession, clerk_id: str, workspaces_dir: Path) -> 
     organization_id = await repository.delete_by_clerk_id(session, clerk_id)
     if organization_id is None:
         return False
-    files_service.remove_organization_files_after_commit(session, workspaces_dir, organization_id)
+    file_storage.remove_organization_files_after_commit(session, workspaces_dir, organization_id)
     return True
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.errors import InvalidToken
-from app.files import service as files_service
+from app.files import storage as file_storage
 from app.organizations import service as organizations_service
 from app.users import repository
 from app.users.schemas import Me
@@ -59,5 +59,5 @@ async def delete(session: AsyncSession, clerk_id: str, workspaces_dir: Path) -> 
     user_id = await repository.delete_by_clerk_id(session, clerk_id)
     if user_id is None:
         return False
-    files_service.remove_user_files_after_commit(session, workspaces_dir, user_id)
+    file_storage.remove_user_files_after_commit(session, workspaces_dir, user_id)
     return True

@@ -1,0 +1,84 @@
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request, Response, UploadFile, status
+from fastapi.responses import FileResponse
+
+from app.auth.principal import OrganizationPrincipalDep
+from app.core.db import SessionDep, TransactionalRoute
+from app.files import service, storage
+from app.files.schemas import FileRead
+
+router = APIRouter(tags=["files"], route_class=TransactionalRoute)
+
+
+@router.post(
+    "/conversations/{conversation_id}/files",
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"description": "The conversation already had these bytes: that file."}},
+)
+async def upload_file(
+    conversation_id: uuid.UUID,
+    file: UploadFile,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: OrganizationPrincipalDep,
+    name: Annotated[str | None, Form(description="Overrides the upload's file name.")] = None,
+) -> FileRead:
+    """Upload a file into a conversation (its owner only). Its type is decided from its
+    bytes; 413 beyond FILE_MAX_BYTES, 415 for a type that is not accepted."""
+    settings = request.app.state.settings
+    stored, created = await service.upload(
+        session,
+        principal,
+        conversation_id,
+        file.file,
+        name or file.filename or "",
+        settings.workspaces_dir,
+        settings.file_max_bytes,
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return FileRead.model_validate(stored)
+
+
+@router.get("/conversations/{conversation_id}/files")
+async def list_files(
+    conversation_id: uuid.UUID, session: SessionDep, principal: OrganizationPrincipalDep
+) -> list[FileRead]:
+    files = await service.list_files(session, principal, conversation_id)
+    return [FileRead.model_validate(file) for file in files]
+
+
+@router.get("/files/{file_id}")
+async def read_file(
+    file_id: uuid.UUID, session: SessionDep, principal: OrganizationPrincipalDep
+) -> FileRead:
+    return FileRead.model_validate(await service.get_readable_file(session, principal, file_id))
+
+
+@router.get(
+    "/files/{file_id}/content",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "The bytes"}},
+)
+async def read_file_content(
+    file_id: uuid.UUID, request: Request, session: SessionDep, principal: OrganizationPrincipalDep
+) -> FileResponse:
+    """The bytes, with the stored media type and the client's name as an attachment."""
+    file = await service.get_readable_file(session, principal, file_id)
+    return FileResponse(
+        storage.path_of(request.app.state.settings.workspaces_dir, file.storage_path),
+        media_type=file.media_type,
+        filename=file.original_name,
+    )
+
+
+@router.delete("/files/{file_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_file(
+    file_id: uuid.UUID, request: Request, session: SessionDep, principal: OrganizationPrincipalDep
+) -> None:
+    """Delete a file (the conversation's owner only): its row now, its bytes once that
+    commits."""
+    await service.delete(session, principal, file_id, request.app.state.settings.workspaces_dir)

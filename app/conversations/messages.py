@@ -2,7 +2,10 @@
 `GET /conversations/{id}/messages` returns, so a front end shows the same thread either way.
 
 A message keeps the id the client gave it (`external_id`) when it has one. Tool calls live
-in the message's `parts` as `{"type": "tool_call", "id", "name", "arguments"}`.
+in the message's `parts` as `{"type": "tool_call", "id", "name", "arguments"}`; attached
+files as `{"type": "file", "file_id", "name", "media_type"}`, which a user message shows as
+AG-UI media parts whose source is `{"type": "file", "value": file_id}` (images as `image`,
+anything else as `document`).
 """
 
 from typing import Any
@@ -10,8 +13,12 @@ from typing import Any
 from ag_ui.core import (
     AssistantMessage,
     DeveloperMessage,
+    DocumentPart,
+    FileSource,
     FunctionCall,
+    ImagePart,
     SystemMessage,
+    TextPart,
     ToolCall,
     ToolMessage,
     UserMessage,
@@ -45,6 +52,19 @@ def to_ag_ui(message: Message) -> dict[str, Any]:
     elif message.role == MessageRole.developer:
         agui = DeveloperMessage(id=identifier, content=message.content)
     else:
-        agui = UserMessage(id=identifier, content=message.content)
+        files = [part for part in message.parts if part.get("type") == "file"]
+        agui = UserMessage(
+            id=identifier,
+            content=[TextPart(text=message.content), *map(_media_part, files)]
+            if files
+            else message.content,
+        )
     result: dict[str, Any] = agui.model_dump(by_alias=True, exclude_none=True, mode="json")
     return result
+
+
+def _media_part(file: dict[str, Any]) -> ImagePart | DocumentPart:
+    source = FileSource(value=file["file_id"], mime_type=file["media_type"])
+    if file["media_type"].startswith("image/"):
+        return ImagePart(source=source, metadata={"name": file["name"]})
+    return DocumentPart(source=source, metadata={"name": file["name"]})

@@ -5,7 +5,7 @@ from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.conversations.models import Conversation, ConversationVisibility, Message
+from app.conversations.models import Conversation, ConversationVisibility, Message, MessageFile
 from app.core.pagination import Position
 
 
@@ -156,3 +156,14 @@ async def touch(
         .where(Conversation.organization_id == organization_id, Conversation.id == conversation_id)
         .values(last_activity_at=func.now())
     )
+
+
+async def link_files(
+    session: AsyncSession, organization_id: uuid.UUID, links: list[tuple[uuid.UUID, uuid.UUID]]
+) -> None:
+    """(message id, file id) pairs into message_files."""
+    session.add_all(
+        MessageFile(organization_id=organization_id, message_id=message_id, file_id=file_id)
+        for message_id, file_id in links
+    )
+    await session.flush()

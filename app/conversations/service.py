@@ -173,7 +173,17 @@ async def thread_messages(session: AsyncSession, conversation: Conversation) -> 
 
 
 async def add_messages(session: AsyncSession, messages: list[Message]) -> None:
+    """Store the messages, and link the files their parts name (`{"type": "file",
+    "file_id"}`) through message_files."""
     await repository.add_messages(session, messages)
+    links = [
+        (message.id, uuid.UUID(part["file_id"]))
+        for message in messages
+        for part in message.parts or []
+        if part.get("type") == "file"
+    ]
+    if links:
+        await repository.link_files(session, messages[0].organization_id, links)
 
 
 async def save_assistant_message(

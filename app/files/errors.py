@@ -1,4 +1,9 @@
-from app.core.errors import NotFound, PayloadTooLarge, UnsupportedMediaType
+from app.core.errors import (
+    NotFound,
+    PayloadTooLarge,
+    UnprocessableContent,
+    UnsupportedMediaType,
+)
 
 
 class FileNotFound(NotFound):
@@ -14,3 +19,8 @@ class FileTooLarge(PayloadTooLarge):
 class UnsupportedFileType(UnsupportedMediaType):
     problem = "unsupported-file-type"
     title = "Unsupported file type"
+
+
+class InvalidAttachment(UnprocessableContent):
+    problem = "invalid-attachment"
+    title = "Invalid attachment"

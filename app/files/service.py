@@ -13,15 +13,16 @@ import logging
 import unicodedata
 import uuid
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import OrganizationPrincipal
 from app.conversations import service as conversations_service
 from app.conversations.errors import ConversationNotFound
+from app.conversations.models import Conversation
 from app.files import media_types, repository, storage
-from app.files.errors import FileNotFound, FileTooLarge, UnsupportedFileType
+from app.files.errors import FileNotFound, FileTooLarge, InvalidAttachment, UnsupportedFileType
 from app.files.models import File, FileCategory
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,35 @@ async def list_files(
     return await repository.list_for_conversation(
         session, conversation.organization_id, conversation.id
     )
+
+
+async def get_in_conversation(
+    session: AsyncSession, conversation: Conversation, file_ids: set[uuid.UUID]
+) -> dict[uuid.UUID, File]:
+    """The conversation's files among `file_ids`; InvalidAttachment names any other."""
+    if not file_ids:
+        return {}
+    files = await repository.list_in_conversation(
+        session, conversation.organization_id, conversation.id, list(file_ids)
+    )
+    found = {file.id: file for file in files}
+    missing = file_ids - found.keys()
+    if missing:
+        raise InvalidAttachment(
+            "A message names files that are not in this conversation: "
+            + ", ".join(sorted(str(file_id) for file_id in missing))
+        )
+    return found
+
+
+def as_part(file: File) -> dict[str, Any]:
+    """How a message's `parts` show an attached file."""
+    return {
+        "type": "file",
+        "file_id": str(file.id),
+        "name": file.original_name,
+        "media_type": file.media_type,
+    }
 
 
 async def delete(

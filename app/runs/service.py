@@ -25,6 +25,8 @@ from app.conversations.messages import to_ag_ui
 from app.conversations.models import Message, MessageRole, MessageStatus
 from app.core.errors import UnprocessableContent
 from app.core.settings import Settings
+from app.files import service as files_service
+from app.files.errors import InvalidAttachment
 from app.llm.client import ChatModel, chat_model
 from app.llm.context import trim_to_window
 from app.runs import cancellation, repository
@@ -88,6 +90,15 @@ async def prepare_run(
     stored = [] if created else await conversations_service.thread_messages(session, conversation)
     stored_ids = {message.external_id or str(message.id) for message in stored}
     sent_ids = {message_id for _, message_id, _ in sent}
+    unsaved = [
+        (role, message_id, text, message)
+        for (role, message_id, text), message in zip(sent, run_input.messages, strict=True)
+        if message_id not in stored_ids and role in ROLES
+    ]
+    attached = {message_id: _attached_file_ids(message) for _, message_id, _, message in unsaved}
+    files = await files_service.get_in_conversation(
+        session, conversation, {file_id for ids in attached.values() for file_id in ids}
+    )
     new = [
         Message(
             organization_id=principal.organization_id,
@@ -95,12 +106,12 @@ async def prepare_run(
             external_id=message_id,
             role=MessageRole(role),
             content=text,
-            parts=[{"type": "text", "text": text}],
+            parts=[{"type": "text", "text": text}]
+            + [files_service.as_part(files[file_id]) for file_id in attached[message_id]],
             tool_call_id=getattr(message, "tool_call_id", None),
             run_id=run_input.run_id,
         )
-        for (role, message_id, text), message in zip(sent, run_input.messages, strict=True)
-        if message_id not in stored_ids and role in ROLES
+        for role, message_id, text, message in unsaved
     ]
     await conversations_service.add_messages(session, new)
     history = stored + new
@@ -171,10 +182,33 @@ async def quick_task_input(
     )
 
 
+def _attached_file_ids(message: Any) -> list[uuid.UUID]:
+    """The files a message's media parts name by our id: AG-UI's `{"type": "document" (or
+    image, audio, video), "source": {"type": "file", "value": "<file id>"}}`, after the file
+    was uploaded to the conversation."""
+    content = getattr(message, "content", None)
+    ids: list[uuid.UUID] = []
+    for part in content if isinstance(content, list) else []:
+        source: Any = getattr(part, "source", None)
+        if getattr(source, "type", None) != "file":
+            continue
+        try:
+            file_id = uuid.UUID(source.value)
+        except ValueError as exc:
+            raise InvalidAttachment(f"{source.value!r} is not a file id.") from exc
+        if file_id not in ids:
+            ids.append(file_id)
+    return ids
+
+
+def _files_of(message: Message) -> list[dict[str, Any]]:
+    return [part for part in message.parts or [] if part.get("type") == "file"]
+
+
 def _text_of(message: Any) -> tuple[str, str, str]:
     content = getattr(message, "content", None)
     if isinstance(content, list):
-        content = " ".join(getattr(part, "text", "") or "" for part in content)
+        content = " ".join(text for part in content if (text := getattr(part, "text", None)))
     return message.role, message.id, content or ""
 
 
@@ -201,8 +235,12 @@ def _model_messages(instructions: str, history: list[Message]) -> list[dict[str,
             messages.append(
                 {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
             )
-        elif message.role == MessageRole.user and message.content:
-            messages.append({"role": "user", "content": message.content})
+        elif message.role == MessageRole.user and (message.content or _files_of(message)):
+            notes = [
+                f"[Attached file {part['name']!r} ({part['media_type']}), id {part['file_id']}]"
+                for part in _files_of(message)
+            ]
+            messages.append({"role": "user", "content": "\n\n".join([message.content, *notes])})
     return messages
 
 

@@ -100,6 +100,89 @@ async def test_a_client_with_only_the_newest_message_first_gets_the_stored_histo
     assert roles == ["user", "assistant", "user"]
 
 
+async def test_a_message_can_attach_files_of_its_conversation(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    agent_id = await new_agent(http, service)
+    conversation = await http.post(
+        f"{service.base_url}/conversations", json={"agent_id": agent_id}, headers=service.headers()
+    )
+    thread = conversation.json()["id"]
+    uploaded = await http.post(
+        f"{service.base_url}/conversations/{thread}/files",
+        files={"file": ("notes.txt", b"Holidays: 25 days.", "text/plain")},
+        headers=service.headers(),
+    )
+    file_id = uploaded.json()["id"]
+    body = run_input(thread)
+    body["messages"] = [
+        {
+            "id": "m-attach",
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What does it say?"},
+                {"type": "document", "source": {"type": "file", "value": file_id}},
+            ],
+        }
+    ]
+
+    events = await run(http, service, agent_id, body)
+
+    assert types(events)[-1] == "RUN_FINISHED"
+    sent = fake_openai.requests_seen[-1]["messages"][-1]
+    assert sent["role"] == "user"
+    assert sent["content"] == (
+        f"What does it say?\n\n[Attached file 'notes.txt' (text/plain), id {file_id}]"
+    )
+    assert service.rows(
+        "SELECT count(*) FROM message_files mf JOIN messages m ON m.id = mf.message_id "
+        "WHERE m.external_id = 'm-attach' AND mf.file_id = %s",
+        file_id,
+    ) == [(1,)]
+    page = await http.get(
+        f"{service.base_url}/conversations/{thread}/messages", headers=service.headers()
+    )
+    user = page.json()["items"][0]
+    assert user["content"] == [
+        {"type": "text", "text": "What does it say?"},
+        {
+            "type": "document",
+            "source": {"type": "file", "value": file_id, "mimeType": "text/plain"},
+            "metadata": {"name": "notes.txt"},
+        },
+    ]
+
+
+async def test_a_message_naming_a_file_outside_its_conversation_is_422(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    agent_id = await new_agent(http, service)
+    elsewhere = await http.post(
+        f"{service.base_url}/conversations", json={"agent_id": agent_id}, headers=service.headers()
+    )
+    other_file = await http.post(
+        f"{service.base_url}/conversations/{elsewhere.json()['id']}/files",
+        files={"file": ("a.txt", b"elsewhere", "text/plain")},
+        headers=service.headers(),
+    )
+    thread = fake_openai.new_id()
+    for value in [other_file.json()["id"], "not-a-uuid"]:
+        body = run_input(thread)
+        body["messages"] = [
+            {
+                "id": f"m-{value}",
+                "role": "user",
+                "content": [{"type": "image", "source": {"type": "file", "value": value}}],
+            }
+        ]
+        response = await http.post(
+            f"{service.base_url}/agents/{agent_id}/runs", json=body, headers=service.headers()
+        )
+        assert response.status_code == 422
+        assert response.json()["type"] == "/problems/invalid-attachment"
+    assert service.rows("SELECT count(*) FROM conversations WHERE id = %s", thread) == [(0,)]
+
+
 async def test_resending_messages_does_not_store_them_twice(
     http: httpx.AsyncClient, service: Service
 ) -> None:

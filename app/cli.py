@@ -65,6 +65,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> None:
     from app.core.logging import configure_logging
     from app.jobs.queue import create_job_queue
     from app.jobs.worker import job_context
+    from app.knowledge.embedders import Embedders
     from app.llm.client import create_chat_client
 
     configure_logging(settings.log_level)
@@ -72,7 +73,12 @@ def worker(settings: Settings, args: argparse.Namespace) -> None:
     async def run(url: str) -> None:
         queue = create_job_queue(url)
         engine = create_engine(url, settings)
-        context = job_context(create_sessionmaker(engine), settings, create_chat_client(settings))
+        context = job_context(
+            create_sessionmaker(engine),
+            settings,
+            create_chat_client(settings),
+            Embedders(settings),
+        )
         try:
             async with queue.open_async():
                 # procrastinate's own signal handlers: SIGINT/SIGTERM stop taking jobs and let

@@ -22,6 +22,8 @@ from app.files.router import router as files_router
 from app.health.router import router as health_router
 from app.jobs.queue import create_job_queue
 from app.jobs.worker import job_context, running_worker
+from app.knowledge.embedders import Embedders
+from app.knowledge.router import router as knowledge_router
 from app.llm.client import create_chat_client
 from app.organizations.router import router as organizations_router
 from app.runs import cancellation
@@ -52,6 +54,7 @@ def create_app(
             stack.push_async_callback(engine.dispose)
             sessionmaker = create_sessionmaker(engine)
             chat_client = create_chat_client(settings)
+            embedders = Embedders(settings)
             job_queue = create_job_queue(urls.app)
             await stack.enter_async_context(job_queue.open_async())
             if settings.run_worker_in_process:
@@ -60,7 +63,7 @@ def create_app(
                         job_queue,
                         settings.worker_concurrency,
                         settings.worker_shutdown_timeout_seconds,
-                        job_context(sessionmaker, settings, chat_client),
+                        job_context(sessionmaker, settings, chat_client, embedders),
                     )
                 )
             http_client = httpx.AsyncClient(transport=http_transport)
@@ -69,6 +72,7 @@ def create_app(
             app.state.token_verifier = create_token_verifier(settings, http_client)
             app.state.identity_cache = IdentityCache()
             app.state.chat_client = chat_client
+            app.state.embedders = embedders
             app.state.run_registry = RunRegistry(settings.run_max_concurrent)
             stack.push_async_callback(app.state.run_registry.stop_all)
             await stack.enter_async_context(cancellation.listening(engine, app.state.run_registry))
@@ -97,6 +101,7 @@ def create_app(
     app.include_router(health_router)
     app.include_router(users_router)
     app.include_router(files_router)
+    app.include_router(knowledge_router)
     app.include_router(agents_router)
     app.include_router(runs_router)
     app.include_router(cancel_runs_router)

@@ -8,8 +8,19 @@ from croniter import croniter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.agents.models import AgentVisibility
+from app.knowledge.models import EMBEDDING_MODELS
 
 Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+
+
+def _indexed_model(model: str) -> str:
+    if model not in EMBEDDING_MODELS:
+        raise ValueError(f"embedding_model must be one of: {', '.join(EMBEDDING_MODELS)}")
+    return model
+
+
+# An embedding model the schema has an index for (app/knowledge/models.py).
+EmbeddingModel = Annotated[str, AfterValidator(_indexed_model)]
 
 
 class Capability(StrEnum):
@@ -49,7 +60,7 @@ class AgentCreate(BaseModel):
     description: str = Field(default="", max_length=2_000)
     instructions: str = Field(default="", max_length=100_000)
     model_settings: ModelSettings = Field(default_factory=ModelSettings)
-    embedding_model: str = Field(default="all-MiniLM-L6-v2", max_length=200)
+    embedding_model: EmbeddingModel = "all-MiniLM-L6-v2"
     retrieval_settings: RetrievalSettings = Field(default_factory=RetrievalSettings)
     capabilities: list[Capability] = Field(default_factory=list)
     visibility: AgentVisibility = AgentVisibility.private
@@ -64,7 +75,7 @@ class AgentUpdate(BaseModel):
     description: str | None = Field(default=None, max_length=2_000)
     instructions: str | None = Field(default=None, max_length=100_000)
     model_settings: ModelSettings | None = None
-    embedding_model: str | None = Field(default=None, max_length=200)
+    embedding_model: EmbeddingModel | None = None
     retrieval_settings: RetrievalSettings | None = None
     capabilities: list[Capability] | None = None
     visibility: AgentVisibility | None = None

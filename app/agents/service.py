@@ -33,6 +33,13 @@ async def get_usable_agent(
     return agent
 
 
+async def get_agent_of_organization(
+    session: AsyncSession, organization_id: uuid.UUID, agent_id: uuid.UUID
+) -> Agent | None:
+    """For work without a caller (jobs): the agent, if the organization may use it."""
+    return await repository.get_usable(session, organization_id, agent_id)
+
+
 async def create_agent(
     session: AsyncSession, principal: OrganizationPrincipal, data: AgentCreate
 ) -> Agent:

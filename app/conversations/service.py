@@ -168,6 +168,13 @@ async def open_thread(
     return conversation, False
 
 
+async def get_in_organization(
+    session: AsyncSession, organization_id: uuid.UUID, conversation_id: uuid.UUID
+) -> Conversation | None:
+    """For work without a caller (jobs): the conversation, whoever owns it."""
+    return await repository.get_any_in_organization(session, organization_id, conversation_id)
+
+
 async def thread_messages(session: AsyncSession, conversation: Conversation) -> list[Message]:
     return await repository.all_messages(session, conversation.organization_id, conversation.id)
 

@@ -140,6 +140,19 @@ class Settings(BaseSettings):
         description='USD per million tokens by model, JSON: {"gpt-4o-mini": {"input": 0.15, '
         '"output": 0.6}}. Models without a price show no cost.',
     )
+    embeddings_base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible endpoint for embedding models other than the local "
+        "ones (default: OPENAI_BASE_URL).",
+    )
+    embeddings_api_key: str | None = Field(
+        default=None, description="Key of EMBEDDINGS_BASE_URL (default: OPENAI_API_KEY)."
+    )
+    ingest_allow_private_urls: bool = Field(
+        default=False,
+        description="Let URL knowledge sources point inside the network (loopback, private, "
+        "link-local): for development only.",
+    )
     run_max_seconds: float = Field(
         default=300.0, description="A run (even one whose client left) ends after this long."
     )

@@ -23,6 +23,8 @@ JSON = "application/json"
 BINARY_TYPES = {PDF, DOCX, "image/png", "image/jpeg", "image/gif", "image/webp"}
 TEXT_TYPES = {TEXT, MARKDOWN, CSV, HTML, JSON}
 ALLOWED = BINARY_TYPES | TEXT_TYPES
+# What knowledge ingestion can read text from (app/knowledge/parsing.py).
+READABLE = TEXT_TYPES | {PDF, DOCX}
 EXTENSIONS = {
     PDF: ".pdf",
     DOCX: ".docx",

@@ -24,10 +24,14 @@ from app.conversations.models import Conversation
 from app.files import media_types, repository, storage
 from app.files.errors import FileNotFound, FileTooLarge, InvalidAttachment, UnsupportedFileType
 from app.files.models import File, FileCategory
+from app.jobs.outbox import defer_in_transaction
 
 logger = logging.getLogger(__name__)
 
 MAX_NAME_CHARS = 255
+# The knowledge domain's job (app/knowledge/tasks.py) that makes a file searchable in its
+# conversation. Named, not imported: knowledge depends on files, not the other way round.
+INGEST_FILE_JOB = "knowledge:ingest_file"
 
 
 async def upload(
@@ -92,6 +96,13 @@ async def upload(
             raise FileNotFound()
         return concurrent, False
     storage.keep_after_commit(session, workspaces_dir, received, file.storage_path)
+    if media_type in media_types.READABLE:
+        await defer_in_transaction(
+            session,
+            INGEST_FILE_JOB,
+            {"organization_id": str(file.organization_id), "file_id": str(file.id)},
+            lock=f"file-{file.id}",
+        )
     return file, True
 
 
@@ -110,6 +121,19 @@ async def get_readable_file(
     except ConversationNotFound as exc:
         raise FileNotFound() from exc
     return file
+
+
+async def get_with_conversation(
+    session: AsyncSession, organization_id: uuid.UUID, file_id: uuid.UUID
+) -> tuple[File, Conversation] | None:
+    """For work without a caller (ingestion jobs)."""
+    file = await repository.get(session, organization_id, file_id)
+    if file is None:
+        return None
+    conversation = await conversations_service.get_in_organization(
+        session, organization_id, file.conversation_id
+    )
+    return None if conversation is None else (file, conversation)
 
 
 async def list_files(

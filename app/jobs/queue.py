@@ -19,9 +19,13 @@ BlueprintFactory = Callable[[], procrastinate.Blueprint]
 
 
 def _blueprints() -> list[tuple[str, BlueprintFactory]]:
+    from app.knowledge import tasks as knowledge_tasks
     from app.runs import tasks as run_tasks
 
-    return [(run_tasks.NAMESPACE, run_tasks.blueprint)]
+    return [
+        (run_tasks.NAMESPACE, run_tasks.blueprint),
+        (knowledge_tasks.NAMESPACE, knowledge_tasks.blueprint),
+    ]
 
 
 # (namespace, blueprint factory) of every domain's jobs: a factory, because procrastinate

@@ -71,5 +71,12 @@ async def running_worker(
             )
 
 
-def job_context(sessionmaker: Any, settings: Any, chat_client: Any) -> dict[str, Any]:
-    return {"sessionmaker": sessionmaker, "settings": settings, "chat_client": chat_client}
+def job_context(
+    sessionmaker: Any, settings: Any, chat_client: Any, embedders: Any
+) -> dict[str, Any]:
+    return {
+        "sessionmaker": sessionmaker,
+        "settings": settings,
+        "chat_client": chat_client,
+        "embedders": embedders,
+    }

@@ -35,6 +35,8 @@ from app.core.models import Base, TenantMixin, tenant_reference
 EMBEDDING_MODELS: dict[str, int] = {
     "all-MiniLM-L6-v2": 384,
     "text-embedding-3-small": 1536,
+    # The fallback of installs without the local model (app/knowledge/embedders.py).
+    "feature-hashing-384": 384,
 }
 
 

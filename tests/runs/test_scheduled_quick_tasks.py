@@ -12,6 +12,7 @@ from app.core.db import create_engine, create_sessionmaker
 from app.core.settings import Settings
 from app.jobs.queue import create_job_queue
 from app.jobs.worker import job_context
+from app.knowledge.embedders import Embedders
 from tests.runs.conftest import Service, new_agent
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -38,7 +39,7 @@ async def test_a_due_scheduled_quick_task_runs_once_in_the_worker(
     )
     engine = create_engine(service.app_url, settings)
     client = openai.AsyncOpenAI(base_url=model_url, api_key="test", max_retries=0)
-    context = job_context(create_sessionmaker(engine), settings, client)
+    context = job_context(create_sessionmaker(engine), settings, client, Embedders(settings))
     queue = create_job_queue(service.app_url)
     try:
         async with queue.open_async():

@@ -30,6 +30,7 @@ from app.runs import cancellation
 from app.runs.executor import RunRegistry
 from app.runs.router import cancel_router as cancel_runs_router
 from app.runs.router import router as runs_router
+from app.runs.tools import ToolRunner
 from app.usage.router import router as usage_router
 from app.users.router import router as users_router
 from app.webhooks.router import router as webhooks_router
@@ -73,6 +74,7 @@ def create_app(
             app.state.identity_cache = IdentityCache()
             app.state.chat_client = chat_client
             app.state.embedders = embedders
+            app.state.tool_runner = ToolRunner(sessionmaker, embedders, settings.workspaces_dir)
             app.state.run_registry = RunRegistry(settings.run_max_concurrent)
             stack.push_async_callback(app.state.run_registry.stop_all)
             await stack.enter_async_context(cancellation.listening(engine, app.state.run_registry))

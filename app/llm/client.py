@@ -12,10 +12,12 @@ import openai
 from app.core.settings import Settings
 
 NO_LLM_MODEL = "no-llm"
-NO_LLM_ANSWER = (
+NO_LLM_LABEL = (
     "[no-LLM mode: no language model is configured on this service, so this answer is not "
-    "generated] I found nothing in this agent's knowledge that matches your question."
+    "generated]"
 )
+NO_LLM_NOTHING = "I found nothing in this agent's knowledge that matches your question."
+NO_LLM_PASSAGES = "The most relevant passages from this agent's knowledge:"
 
 
 @dataclass(frozen=True)
@@ -101,9 +103,15 @@ class OpenAIChatModel:
 
 
 class NoModel:
-    """No model configured: say so, clearly labelled, through the same events."""
+    """No model configured: answer with the passages retrieved for the question (numbered,
+    with their sources), or say that nothing matched; clearly labelled, through the same
+    events as a model's answer."""
 
     name = NO_LLM_MODEL
+
+    def __init__(self, passages: str = "") -> None:
+        body = f"{NO_LLM_PASSAGES}\n\n{passages}" if passages else NO_LLM_NOTHING
+        self.answer = f"{NO_LLM_LABEL} {body}"
 
     async def stream(
         self,
@@ -111,8 +119,8 @@ class NoModel:
         parameters: dict[str, Any],
         tools: list[dict[str, Any]],
     ) -> AsyncIterator[TextDelta | ToolCallDelta | Usage]:
-        for word in NO_LLM_ANSWER.split(" "):
-            yield TextDelta(word + " ")
+        for line in self.answer.splitlines(keepends=True):
+            yield TextDelta(line)
 
 
 def create_chat_client(settings: Settings) -> openai.AsyncOpenAI | None:

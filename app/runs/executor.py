@@ -23,6 +23,7 @@ from typing import Any, TypeAlias
 
 from ag_ui.core import (
     BaseEvent,
+    CustomEvent,
     MessagesSnapshotEvent,
     RunErrorEvent,
     RunFinishedEvent,
@@ -44,14 +45,17 @@ from app.conversations import service as conversations_service
 from app.conversations.models import Message, MessageRole, MessageStatus
 from app.core.db import set_tenant, unit_of_work
 from app.llm.client import ChatModel, ModelError, TextDelta, ToolCallDelta, Usage
-from app.runs import tools
 from app.runs.errors import RunsAtCapacity
 from app.runs.service import PreparedRun
+from app.runs.tools import ToolRunner
 
 SAVE_EVERY_SECONDS = 1.0  # the partial answer is saved at least this often while streaming
 MAX_TOOL_ROUNDS = 4  # model calls in one run when it keeps calling server-side tools
 # What a refused run is told: runs last seconds to minutes, a slot frees up often.
 RETRY_AFTER_SECONDS = 2
+
+# The AG-UI custom event that carries the passages an answer draws on (app/runs/tools.py).
+CITATIONS_EVENT = "citations"
 
 Events: TypeAlias = "asyncio.Queue[BaseEvent | None]"
 
@@ -121,7 +125,7 @@ class RunRegistry:
 
 def start_run(
     prepared: PreparedRun,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    tools: ToolRunner,
     registry: RunRegistry,
     admission: Admission,
     max_seconds: float,
@@ -129,7 +133,7 @@ def start_run(
 ) -> None:
     """Start the run's task; its events arrive on the queue, then None."""
     task = asyncio.create_task(
-        execute(prepared, sessionmaker, queue, max_seconds),
+        execute(prepared, tools, queue, max_seconds),
         name=f"run {prepared.run_id}",
     )
     registry.add(
@@ -180,13 +184,11 @@ def merge_pieces(events: list[BaseEvent]) -> list[BaseEvent]:
 
 
 async def execute(
-    prepared: PreparedRun,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    queue: Events,
-    max_seconds: float,
+    prepared: PreparedRun, tools: ToolRunner, queue: Events, max_seconds: float
 ) -> None:
     """Run to the end, its events on `queue` (then None) for whoever listens."""
     model = prepared.model
+    sessionmaker = tools.sessionmaker
     emit = queue.put_nowait
 
     message_id = prepared.assistant_message_external_id
@@ -195,7 +197,9 @@ async def execute(
         emit(MessagesSnapshotEvent(messages=prepared.history_snapshot))
     emit(StateSnapshotEvent(snapshot=prepared.state))
 
-    answer = _Answer(message_id, prepared.assistant_message_id, emit)
+    if prepared.citations:
+        emit(CustomEvent(name=CITATIONS_EVENT, value=prepared.citations))
+    answer = _Answer(message_id, prepared.assistant_message_id, emit, prepared.citations)
     messages = list(prepared.model_messages)
     offered = prepared.tools + prepared.server_tools
     on_server = {tool["function"]["name"] for tool in prepared.server_tools}
@@ -223,7 +227,7 @@ async def execute(
                 if not calls or any(call["name"] not in on_server for call in calls):
                     break
                 answer = await _run_server_tools(
-                    sessionmaker, prepared, model, answer, usage, messages, emit
+                    tools, prepared, model, answer, usage, messages, emit
                 )
                 usage = Usage(0, 0)
     except asyncio.CancelledError:
@@ -246,7 +250,7 @@ async def execute(
 
 
 async def _run_server_tools(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    tools: ToolRunner,
     prepared: PreparedRun,
     model: ChatModel,
     answer: "_Answer",
@@ -255,26 +259,22 @@ async def _run_server_tools(
     emit: Callable[[BaseEvent], None],
 ) -> "_Answer":
     """Run the answer's (server-side) tool calls, save the answer and the results as
-    messages of their own, and return the next answer, which continues from them."""
+    messages of their own, and return the next answer, which continues from them (and cites
+    what the tools found)."""
+    sessionmaker = tools.sessionmaker
     answer.close()
     await _save(sessionmaker, prepared, model, answer, usage, {"status": MessageStatus.complete})
     messages.append(answer.as_model_message())
+    citations: list[dict[str, Any]] = []
     for call in answer.calls.values():
-        # update_state is the only server-side tool so far (app.runs.tools.server_tools); a
-        # second one gets a dispatch on call["name"] here.
-        result, operations = await tools.update_state(
-            sessionmaker,
-            prepared.organization_id,
-            prepared.user_id,
-            prepared.agent_id,
-            call["arguments"],
-        )
-        if operations is not None:
-            emit(StateDeltaEvent(delta=operations))
+        outcome = await tools.run(prepared, call["name"], call["arguments"])
+        if outcome.state_operations is not None:
+            emit(StateDeltaEvent(delta=outcome.state_operations))
+        citations += outcome.citations
         result_id = str(uuid.uuid4())
         emit(
             ToolCallResultEvent(
-                message_id=result_id, tool_call_id=call["id"], content=result, role="tool"
+                message_id=result_id, tool_call_id=call["id"], content=outcome.content, role="tool"
             )
         )
         await _add_message(
@@ -282,10 +282,12 @@ async def _run_server_tools(
             prepared,
             external_id=result_id,
             role=MessageRole.tool,
-            content=result,
+            content=outcome.content,
             tool_call_id=call["id"],
         )
-        messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+        messages.append({"role": "tool", "tool_call_id": call["id"], "content": outcome.content})
+    if citations:
+        emit(CustomEvent(name=CITATIONS_EVENT, value=citations))
     next_id = str(uuid.uuid4())
     row_id = await _add_message(
         sessionmaker,
@@ -295,7 +297,7 @@ async def _run_server_tools(
         status=MessageStatus.streaming,
         model=model.name,
     )
-    return _Answer(next_id, row_id, emit)
+    return _Answer(next_id, row_id, emit, citations)
 
 
 class _Answer:
@@ -304,11 +306,16 @@ class _Answer:
     starts or the answer ends)."""
 
     def __init__(
-        self, message_id: str, row_id: uuid.UUID, emit: Callable[[BaseEvent], None]
+        self,
+        message_id: str,
+        row_id: uuid.UUID,
+        emit: Callable[[BaseEvent], None],
+        citations: list[dict[str, Any]] | None = None,
     ) -> None:
         self.message_id = message_id
         self.row_id = row_id
         self.emit = emit
+        self.citations = citations or []
         self._closed = False
         self.text: list[str] = []
         self.calls: dict[int, dict[str, str]] = {}
@@ -376,7 +383,8 @@ class _Answer:
     @property
     def parts(self) -> list[dict[str, Any]]:
         parts: list[dict[str, Any]] = [{"type": "text", "text": self.content}] if self.text else []
-        return parts + [{"type": "tool_call", **call} for call in self.calls.values()]
+        calls = [{"type": "tool_call", **call} for call in self.calls.values()]
+        return parts + calls + self.citations
 
 
 async def _save(

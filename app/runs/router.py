@@ -135,7 +135,7 @@ async def _stream_run(
     admission = state.run_registry.admit()
     after_rollback(session, admission.release)
     prepared = await run_service.prepare_run(
-        session, principal, agent_id, run_input, state.settings, state.chat_client
+        session, principal, agent_id, run_input, state.settings, state.chat_client, state.embedders
     )
     queue: executor.Events = asyncio.Queue()
 
@@ -143,7 +143,7 @@ async def _stream_run(
         # After the commit: the run's own sessions must see the rows prepared here.
         executor.start_run(
             prepared,
-            state.sessionmaker,
+            state.tool_runner,
             state.run_registry,
             admission,
             state.settings.run_max_seconds,

@@ -27,12 +27,15 @@ from app.core.errors import UnprocessableContent
 from app.core.settings import Settings
 from app.files import service as files_service
 from app.files.errors import InvalidAttachment
-from app.llm.client import ChatModel, chat_model
+from app.knowledge import service as knowledge_service
+from app.knowledge.embedders import Embedders
+from app.knowledge.repository import Scope
+from app.llm.client import ChatModel, NoModel, chat_model
 from app.llm.context import trim_to_window
 from app.runs import cancellation, repository
 from app.runs.errors import RunNotFound
 from app.runs.schemas import QuickTaskRunRequest
-from app.runs.tools import server_tools
+from app.runs.tools import passages, server_tools
 
 if TYPE_CHECKING:
     from app.runs.executor import RunRegistry
@@ -65,6 +68,8 @@ class PreparedRun:
     tools: list[dict[str, Any]]
     # Built-in tools the agent may call, run here (see app.runs.tools).
     server_tools: list[dict[str, Any]]
+    # What the answer cites from the start (the no-LLM mode's passages).
+    citations: list[dict[str, Any]]
 
 
 async def prepare_run(
@@ -74,6 +79,7 @@ async def prepare_run(
     run_input: RunAgentInput,
     settings: Settings,
     chat_client: openai.AsyncOpenAI | None,
+    embedders: Embedders,
     title: str | None = None,
 ) -> PreparedRun:
     agent = await agents_service.get_usable_agent(session, principal, agent_id)
@@ -128,6 +134,14 @@ async def prepare_run(
     state = await repository.get_user_state(
         session, principal.organization_id, principal.user_id, agent_id
     )
+    citations: list[dict[str, Any]] = []
+    if isinstance(model, NoModel):
+        # No model to call tools: the answer is what retrieval finds for the question.
+        question = next((text for role, _, text in reversed(sent) if role == "user"), "")
+        scope = Scope(principal.organization_id, agent.id, conversation.id)
+        found = await knowledge_service.retrieve(session, scope, agent, question, embedders)
+        model = NoModel(passages(found))
+        citations = [hit.as_part() for hit in found.hits]
     return PreparedRun(
         organization_id=principal.organization_id,
         user_id=principal.user_id,
@@ -159,6 +173,7 @@ async def prepare_run(
             for tool in run_input.tools or []
         ],
         server_tools=server_tools(agent.capabilities),
+        citations=citations,
     )
 
 

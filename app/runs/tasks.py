@@ -23,6 +23,7 @@ from app.organizations import service as organizations_service
 from app.organizations.models import MembershipRole
 from app.runs import executor
 from app.runs import service as run_service
+from app.runs.tools import ToolRunner
 
 NAMESPACE = "runs"
 RUN_QUICK_TASK = f"{NAMESPACE}:run_quick_task"
@@ -89,8 +90,18 @@ async def run_quick_task(
             forwarded_props={},
         )
         prepared = await run_service.prepare_run(
-            session, principal, task.agent_id, run_input, settings, chat_client, title=task.name
+            session,
+            principal,
+            task.agent_id,
+            run_input,
+            settings,
+            chat_client,
+            context.additional_context["embedders"],
+            title=task.name,
         )
     queue: asyncio.Queue[Any] = asyncio.Queue()
-    await executor.execute(prepared, sessionmaker, queue, settings.run_max_seconds)
+    tools = ToolRunner(
+        sessionmaker, context.additional_context["embedders"], settings.workspaces_dir
+    )
+    await executor.execute(prepared, tools, queue, settings.run_max_seconds)
     return prepared.thread_id

@@ -1,4 +1,4 @@
-"""`ajc`: serve, worker, migrate, seed, token, db-url (later issues add ingest, cleanup)."""
+"""`ajc`: serve, worker, migrate, seed, token, ingest, cleanup, db-url."""
 
 import argparse
 import sys
@@ -143,6 +143,124 @@ def seed(settings: Settings, args: argparse.Namespace) -> None:
     print(f"{count} platform agents seeded from {args.file}")
 
 
+def cleanup(settings: Settings, args: argparse.Namespace) -> None:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from app.conversations import retention
+    from app.core.db import create_engine, create_sessionmaker
+    from app.core.embedded import open_database
+    from app.core.logging import configure_logging
+
+    configure_logging(settings.log_level)
+    days = args.days or settings.retention_days
+
+    async def run(url: str) -> retention.Report:
+        engine = create_engine(url, settings)
+        try:
+            return await retention.purge_inactive(
+                create_sessionmaker(engine),
+                settings.workspaces_dir,
+                datetime.now(UTC),
+                days,
+                dry_run=args.dry_run,
+            )
+        finally:
+            await engine.dispose()
+
+    with open_database(settings) as urls:
+        report = asyncio.run(run(urls.app))
+    verb = "would delete" if args.dry_run else "deleted"
+    print(
+        f"{verb}, for {days} days without activity: {report.conversations} conversations, "
+        f"{report.messages} messages, {report.files} files, {report.embeddings} chunks, "
+        f"{report.agent_states} agent states, in {len(report.organizations)} organizations"
+    )
+    if not args.dry_run:
+        print(
+            f"removed {report.orphan_folders} orphan folders and "
+            f"{report.stale_uploads} unfinished uploads"
+        )
+
+
+def ingest(settings: Settings, args: argparse.Namespace) -> None:
+    import asyncio
+    import uuid
+
+    from tqdm import tqdm
+
+    from app.agents import service as agents_service
+    from app.core.db import create_engine, create_sessionmaker, set_tenant, unit_of_work
+    from app.core.embedded import open_database
+    from app.core.logging import configure_logging
+    from app.knowledge import service as knowledge_service
+    from app.knowledge.embedders import Embedders
+    from app.organizations import service as organizations_service
+
+    configure_logging(settings.log_level)
+    if not args.path.is_file():
+        raise SystemExit(f"{args.path}: no such file")
+
+    agent_id = uuid.UUID(args.agent)
+
+    async def organization(owner_url: str) -> uuid.UUID:
+        """As the owner role (no tenant yet): the organization the source is for."""
+        engine = create_engine(owner_url, settings)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                if args.org and args.org.startswith("org_"):
+                    found = await organizations_service.find_id(session, args.org)
+                elif args.org:
+                    found = uuid.UUID(args.org)
+                else:
+                    found = await agents_service.owner_of(session, agent_id)
+        finally:
+            await engine.dispose()
+        if found is None:
+            raise SystemExit("No such organization (a platform agent needs --org).")
+        return found
+
+    async def run(url: str, owner_url: str) -> int | None:
+        organization_id = await organization(owner_url)
+        engine = create_engine(url, settings)
+        sessionmaker = create_sessionmaker(engine)
+        try:
+            async with sessionmaker() as session, unit_of_work(session):
+                await set_tenant(session, organization_id)
+                with args.path.open("rb") as upload:
+                    source = await knowledge_service.store_file_source(
+                        session,
+                        organization_id,
+                        agent_id,
+                        upload,
+                        args.name or args.path.name,
+                        settings.workspaces_dir,
+                        settings.file_max_bytes,
+                    )
+            with tqdm(total=0, unit="chunk", desc=f"embedding {args.path.name}") as bar:
+
+                def progress(done: int, total: int) -> None:
+                    bar.total = total
+                    bar.update(done - bar.n)
+
+                return await knowledge_service.ingest_source(
+                    sessionmaker,
+                    Embedders(settings),
+                    settings,
+                    organization_id,
+                    source.id,
+                    progress=progress,
+                )
+        finally:
+            await engine.dispose()
+
+    with open_database(settings) as urls:
+        chunks = asyncio.run(run(urls.app, urls.owner))
+    if chunks is None:
+        raise SystemExit(f"{args.path} could not be ingested: see the source's error")
+    print(f"{args.path}: {chunks} chunks stored for agent {args.agent}")
+
+
 def db_url(settings: Settings, args: argparse.Namespace) -> None:
     from app.core.embedded import running_embedded_url
 
@@ -196,6 +314,24 @@ def build_parser() -> argparse.ArgumentParser:
     token_parser.add_argument("--role", choices=["admin", "member"], default="member")
     token_parser.add_argument("--minutes", type=int, default=60, help="lifetime")
     token_parser.set_defaults(handler=token)
+
+    cleanup_parser = commands.add_parser(
+        "cleanup", help="delete conversations inactive for RETENTION_DAYS, with their files"
+    )
+    cleanup_parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    cleanup_parser.add_argument("--days", type=int, help="default: RETENTION_DAYS")
+    cleanup_parser.set_defaults(handler=cleanup)
+
+    ingest_parser = commands.add_parser(
+        "ingest", help="add a file to an agent's knowledge and ingest it now, with progress"
+    )
+    ingest_parser.add_argument("path", type=Path)
+    ingest_parser.add_argument("--agent", required=True, help="the agent's id")
+    ingest_parser.add_argument(
+        "--org", help="organization (Clerk id or our id); default: the agent's owner"
+    )
+    ingest_parser.add_argument("--name", help="the source's name (default: the file's)")
+    ingest_parser.set_defaults(handler=ingest)
 
     url_parser = commands.add_parser("db-url", help="print the URL of the database in use")
     url_parser.add_argument("--owner", action="store_true", help="the owner role's URL")

@@ -48,6 +48,13 @@ async def get_owned(
     return agent
 
 
+async def owner_of(session: AsyncSession, agent_id: uuid.UUID) -> uuid.UUID | None:
+    owner: uuid.UUID | None = await session.scalar(
+        select(Agent.owner_organization_id).where(Agent.id == agent_id)
+    )
+    return owner
+
+
 async def insert_agent(session: AsyncSession, agent: Agent) -> bool:
     """False if the owner already has an agent with this slug."""
     return await add_unless_duplicate(session, agent)

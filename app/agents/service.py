@@ -40,6 +40,11 @@ async def get_agent_of_organization(
     return await repository.get_usable(session, organization_id, agent_id)
 
 
+async def owner_of(session: AsyncSession, agent_id: uuid.UUID) -> uuid.UUID | None:
+    """The organization that owns the agent (None: the platform's, or no such agent)."""
+    return await repository.owner_of(session, agent_id)
+
+
 async def create_agent(
     session: AsyncSession, principal: OrganizationPrincipal, data: AgentCreate
 ) -> Agent:

@@ -1,7 +1,8 @@
 import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy import delete, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -167,3 +168,72 @@ async def link_files(
         for message_id, file_id in links
     )
     await session.flush()
+
+
+async def inactive_ids(
+    session: AsyncSession, organization_id: uuid.UUID, before: datetime, limit: int
+) -> list[uuid.UUID]:
+    ids = await session.scalars(
+        select(Conversation.id)
+        .where(
+            Conversation.organization_id == organization_id,
+            Conversation.last_activity_at < before,
+        )
+        .order_by(Conversation.last_activity_at, Conversation.id)
+        .limit(limit)
+    )
+    return list(ids)
+
+
+async def count_owned(
+    session: AsyncSession, organization_id: uuid.UUID, conversation_ids: list[uuid.UUID]
+) -> dict[str, int]:
+    """What deleting the conversations takes with it (their rows cascade), for reports."""
+    row = (
+        await session.execute(
+            text(
+                """
+                SELECT
+                    (SELECT count(*) FROM messages WHERE organization_id = :org
+                        AND conversation_id = ANY(:ids)) AS messages,
+                    (SELECT count(*) FROM files WHERE organization_id = :org
+                        AND conversation_id = ANY(:ids)) AS files,
+                    (SELECT count(*) FROM embeddings WHERE organization_id = :org
+                        AND conversation_id = ANY(:ids)) AS embeddings,
+                    (SELECT count(*) FROM agent_states WHERE organization_id = :org
+                        AND conversation_id = ANY(:ids)) AS agent_states
+                """
+            ),
+            {"org": organization_id, "ids": conversation_ids},
+        )
+    ).one()
+    return dict(row._mapping)
+
+
+async def owners(
+    session: AsyncSession, organization_id: uuid.UUID, conversation_ids: list[uuid.UUID]
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(user id, conversation id) of each: where their files live."""
+    rows = await session.execute(
+        select(Conversation.user_id, Conversation.id).where(
+            Conversation.organization_id == organization_id, Conversation.id.in_(conversation_ids)
+        )
+    )
+    return [(user_id, conversation_id) for user_id, conversation_id in rows]
+
+
+async def delete_many(
+    session: AsyncSession, organization_id: uuid.UUID, conversation_ids: list[uuid.UUID]
+) -> None:
+    await session.execute(
+        delete(Conversation).where(
+            Conversation.organization_id == organization_id, Conversation.id.in_(conversation_ids)
+        )
+    )
+
+
+async def all_ids(session: AsyncSession, organization_id: uuid.UUID) -> set[uuid.UUID]:
+    ids = await session.scalars(
+        select(Conversation.id).where(Conversation.organization_id == organization_id)
+    )
+    return set(ids)

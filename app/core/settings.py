@@ -153,6 +153,12 @@ class Settings(BaseSettings):
         description="Let URL knowledge sources point inside the network (loopback, private, "
         "link-local): for development only.",
     )
+    retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="Conversations with no activity for this long are deleted (daily job, "
+        "`ajc cleanup`).",
+    )
     run_max_seconds: float = Field(
         default=300.0, description="A run (even one whose client left) ends after this long."
     )

@@ -19,12 +19,14 @@ BlueprintFactory = Callable[[], procrastinate.Blueprint]
 
 
 def _blueprints() -> list[tuple[str, BlueprintFactory]]:
+    from app.conversations import tasks as conversation_tasks
     from app.knowledge import tasks as knowledge_tasks
     from app.runs import tasks as run_tasks
 
     return [
         (run_tasks.NAMESPACE, run_tasks.blueprint),
         (knowledge_tasks.NAMESPACE, knowledge_tasks.blueprint),
+        (conversation_tasks.NAMESPACE, conversation_tasks.blueprint),
     ]
 
 

@@ -139,6 +139,31 @@ async def add_file_source(
     """An uploaded file: its bytes under `{org_id}/knowledge/{agent_id}/`, in place once the
     source commits (app/files/storage.py)."""
     await agents_service.get_usable_agent(session, principal, agent_id)
+    source = await store_file_source(
+        session,
+        principal.organization_id,
+        agent_id,
+        upload,
+        name,
+        workspaces_dir,
+        max_bytes,
+        created_by=principal.user_id,
+    )
+    await _queue_ingestion(session, source)
+    return source
+
+
+async def store_file_source(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    upload: BinaryIO,
+    name: str,
+    workspaces_dir: Path,
+    max_bytes: int,
+    created_by: uuid.UUID | None = None,
+) -> AgentKnowledgeSource:
+    """The source's row and bytes, not yet ingested (`ajc ingest` ingests it at once)."""
     try:
         received = await asyncio.to_thread(storage.receive, workspaces_dir, upload, max_bytes)
     except storage.TooLarge as exc:
@@ -157,22 +182,21 @@ async def add_file_source(
     source_id = uuid.uuid4()
     source = AgentKnowledgeSource(
         id=source_id,
-        organization_id=principal.organization_id,
+        organization_id=organization_id,
         agent_id=agent_id,
         kind=KnowledgeSourceKind.file,
         name=name or "file",
         storage_path=(
-            f"{principal.organization_id}/knowledge/{agent_id}/"
+            f"{organization_id}/knowledge/{agent_id}/"
             f"{source_id}{media_types.EXTENSIONS[media_type]}"
         ),
         media_type=media_type,
         size_bytes=received.size_bytes,
         sha256=received.sha256,
-        created_by_user_id=principal.user_id,
+        created_by_user_id=created_by,
     )
     await repository.insert_source(session, source)
     storage.keep_after_commit(session, workspaces_dir, received, source.storage_path or "")
-    await _queue_ingestion(session, source)
     return source
 
 

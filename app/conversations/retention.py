@@ -1,0 +1,157 @@
+"""Retention: conversations with no activity for RETENTION_DAYS are deleted with everything
+they own: messages, files (rows, then bytes), their chunks and their agent states (the rows
+go by cascade, in the conversation's transaction; the bytes once it commits).
+
+Run daily by the job worker and by hand with `ajc cleanup [--dry-run]`. It visits one
+organization at a time (the tenant set for it) and deletes in batches, one transaction each,
+so a crash half-way leaves every batch either done or untouched. The bytes of a committed
+batch are removed after its commit; if the process dies between the two, the next run finds
+the folders whose conversation is gone and removes them, as it removes uploads that never
+reached their row (`.incoming/` files older than a day). Rerunning finishes the job.
+"""
+
+import logging
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.conversations import repository
+from app.core.db import set_tenant, unit_of_work
+from app.files import storage
+from app.organizations import service as organizations_service
+
+logger = logging.getLogger(__name__)
+
+BATCH = 200
+INCOMING_MAX_AGE_SECONDS = 24 * 3600
+
+
+@dataclass
+class Report:
+    conversations: int = 0
+    messages: int = 0
+    files: int = 0
+    embeddings: int = 0
+    agent_states: int = 0
+    orphan_folders: int = 0
+    stale_uploads: int = 0
+    organizations: list[str] = field(default_factory=list)
+
+    def add(self, counts: dict[str, int]) -> None:
+        for name, value in counts.items():
+            setattr(self, name, getattr(self, name) + value)
+
+
+async def purge_inactive(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    workspaces_dir: Path,
+    now: datetime,
+    days: int,
+    dry_run: bool = False,
+) -> Report:
+    """Delete (or, with `dry_run`, count) what has been inactive since `now - days`."""
+    before = now - timedelta(days=days)
+    report = Report()
+    async with sessionmaker() as session:
+        organization_ids = await organizations_service.list_ids(session)
+    for organization_id in organization_ids:
+        found = await _purge_organization(
+            sessionmaker, workspaces_dir, organization_id, before, dry_run, report
+        )
+        if found:
+            report.organizations.append(str(organization_id))
+        if not dry_run:
+            await _remove_orphan_folders(sessionmaker, workspaces_dir, organization_id, report)
+    if not dry_run:
+        report.stale_uploads = _remove_stale_uploads(workspaces_dir, now)
+    logger.info("retention", extra={"dry_run": dry_run, "days": days, **report.__dict__})
+    return report
+
+
+async def _purge_organization(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    workspaces_dir: Path,
+    organization_id: uuid.UUID,
+    before: datetime,
+    dry_run: bool,
+    report: Report,
+) -> bool:
+    found = False
+    seen: set[uuid.UUID] = set()
+    while True:
+        async with sessionmaker() as session, unit_of_work(session):
+            await set_tenant(session, organization_id)
+            ids = [
+                conversation_id
+                for conversation_id in await repository.inactive_ids(
+                    session, organization_id, before, BATCH + len(seen)
+                )
+                if conversation_id not in seen
+            ][:BATCH]
+            if not ids:
+                return found
+            found = True
+            report.conversations += len(ids)
+            report.add(await repository.count_owned(session, organization_id, ids))
+            if dry_run:
+                seen.update(ids)
+                continue
+            folders = await repository.owners(session, organization_id, ids)
+            await repository.delete_many(session, organization_id, ids)
+            for user_id, conversation_id in folders:
+                storage.remove_conversation_files_after_commit(
+                    session, workspaces_dir, organization_id, user_id, conversation_id
+                )
+
+
+async def _remove_orphan_folders(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    workspaces_dir: Path,
+    organization_id: uuid.UUID,
+    report: Report,
+) -> None:
+    """Conversation folders whose conversation is gone (a crash between a commit and the
+    removal of its bytes)."""
+    organization_folder = workspaces_dir / str(organization_id)
+    if not organization_folder.is_dir():
+        return
+    async with sessionmaker() as session:
+        await set_tenant(session, organization_id)
+        existing = {
+            str(conversation_id)
+            for conversation_id in await repository.all_ids(session, organization_id)
+        }
+    for user_folder in organization_folder.iterdir():
+        if not user_folder.is_dir() or not _is_uuid(user_folder.name):
+            continue  # e.g. knowledge/, which belongs to agents
+        for folder in user_folder.iterdir():
+            if folder.is_dir() and _is_uuid(folder.name) and folder.name not in existing:
+                shutil.rmtree(folder)
+                report.orphan_folders += 1
+
+
+def _remove_stale_uploads(workspaces_dir: Path, now: datetime) -> int:
+    incoming = workspaces_dir / storage.INCOMING
+    if not incoming.is_dir():
+        return 0
+    # The wall clock bounds a `now` set ahead (tests): an upload in flight is never "stale".
+    cutoff = min(now.timestamp(), time.time()) - INCOMING_MAX_AGE_SECONDS
+    removed = 0
+    for path in incoming.iterdir():
+        if path.is_file() and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _is_uuid(name: str) -> bool:
+    try:
+        uuid.UUID(name)
+    except ValueError:
+        return False
+    return True

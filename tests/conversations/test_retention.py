@@ -1,0 +1,230 @@
+"""Retention with a clock we control: conversations inactive for RETENTION_DAYS go with
+their messages, files (rows and bytes), chunks and agent states; active ones stay; a dry run
+only counts; a run interrupted between a commit and the removal of its bytes is finished by
+the next one. Also `ajc cleanup` and `ajc ingest` as an operator runs them."""
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.conversations import retention
+from app.core.db import create_engine, create_sessionmaker
+from tests.conftest import DatabaseUnderTest
+from tests.runs.conftest import Service, run_input, start_service
+from tests.runs.test_runs import run
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+SAMPLES = Path(__file__).parents[1] / "knowledge" / "samples"
+
+
+@pytest.fixture(scope="module")
+async def service(
+    test_database: DatabaseUnderTest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Service]:
+    async for running in start_service(
+        test_database,
+        "retention",
+        run_worker_in_process=True,
+        workspaces_dir=tmp_path_factory.mktemp("workspaces"),
+    ):
+        yield running
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        yield client
+
+
+async def conversation_with_everything(http: httpx.AsyncClient, service: Service) -> str:
+    """A thread with messages (a no-LLM run), a file and its chunks, and a thread state."""
+    agent = await http.post(
+        f"{service.base_url}/agents",
+        json={"slug": f"r-{uuid.uuid4().hex[:8]}", "name": "Keeps"},
+        headers=service.headers(),
+    )
+    agent_id = agent.json()["id"]
+    created = await http.post(
+        f"{service.base_url}/conversations", json={"agent_id": agent_id}, headers=service.headers()
+    )
+    thread = str(created.json()["id"])
+    await run(http, service, agent_id, run_input(thread, (f"m-{thread}", "hello")))
+    await http.post(
+        f"{service.base_url}/conversations/{thread}/files",
+        files={"file": ("notes.txt", (SAMPLES / "notes.txt").read_bytes(), "text/plain")},
+        headers=service.headers(),
+    )
+    service.rows(
+        "INSERT INTO agent_states (organization_id, user_id, agent_id, conversation_id, state) "
+        "SELECT organization_id, user_id, agent_id, id, '{}' FROM conversations WHERE id = %s "
+        "RETURNING id",
+        thread,
+    )
+    for _ in range(300):  # the file's chunks, from the worker
+        if service.rows("SELECT 1 FROM embeddings WHERE conversation_id = %s", thread):
+            return thread
+        await asyncio.sleep(0.1)
+    raise AssertionError("the file was never ingested")
+
+
+def age(service: Service, thread: str, days: int) -> None:
+    service.rows(
+        "UPDATE conversations SET last_activity_at = now() - make_interval(days => %s) "
+        "WHERE id = %s RETURNING id",
+        days,
+        thread,
+    )
+
+
+def folder_of(service: Service, thread: str) -> Path:
+    [(organization_id, user_id)] = service.rows(
+        "SELECT organization_id, user_id FROM conversations WHERE id = %s", thread
+    )
+    return Path(service.settings.workspaces_dir) / str(organization_id) / str(user_id) / thread
+
+
+async def purge(service: Service, dry_run: bool = False) -> retention.Report:
+    engine = create_engine(service.app_url, service.settings)
+    try:
+        return await retention.purge_inactive(
+            create_sessionmaker(engine),
+            service.settings.workspaces_dir,
+            datetime.now(UTC),
+            30,
+            dry_run=dry_run,
+        )
+    finally:
+        await engine.dispose()
+
+
+def counts(service: Service, thread: str) -> dict[str, Any]:
+    return {
+        table: service.rows(f"SELECT count(*) FROM {table} WHERE conversation_id = %s", thread)[0][
+            0
+        ]
+        for table in ["messages", "files", "embeddings", "agent_states"]
+    }
+
+
+async def test_inactive_conversations_go_with_everything_they_own(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    old = await conversation_with_everything(http, service)
+    recent = await conversation_with_everything(http, service)
+    age(service, old, 31)
+    age(service, recent, 29)
+    old_folder, recent_folder = folder_of(service, old), folder_of(service, recent)
+    owned = counts(service, old)
+    assert all(value > 0 for value in owned.values()), owned
+    assert old_folder.is_dir()
+
+    dry = await purge(service, dry_run=True)
+
+    assert (dry.conversations, dry.messages, dry.files) == (1, owned["messages"], owned["files"])
+    assert (dry.embeddings, dry.agent_states) == (owned["embeddings"], owned["agent_states"])
+    assert service.rows("SELECT count(*) FROM conversations WHERE id = %s", old) == [(1,)]
+
+    report = await purge(service)
+
+    assert report.conversations == 1
+    assert report.messages == owned["messages"]
+    assert service.rows("SELECT count(*) FROM conversations WHERE id = %s", old) == [(0,)]
+    assert counts(service, old) == dict.fromkeys(owned, 0)
+    assert not old_folder.exists()
+    assert service.rows("SELECT count(*) FROM conversations WHERE id = %s", recent) == [(1,)]
+    assert all(value > 0 for value in counts(service, recent).values())
+    assert recent_folder.is_dir()
+
+
+async def test_a_rerun_finishes_what_an_interrupted_run_left(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    thread = await conversation_with_everything(http, service)
+    folder = folder_of(service, thread)
+    # Interrupted after the commit, before the bytes went: the row is gone, the folder not.
+    service.rows("DELETE FROM conversations WHERE id = %s RETURNING id", thread)
+    incoming = Path(service.settings.workspaces_dir) / ".incoming"
+    incoming.mkdir(exist_ok=True)
+    stale = incoming / "interrupted-upload"
+    stale.write_bytes(b"half")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(stale, (two_days_ago, two_days_ago))
+    fresh = incoming / "upload-in-flight"
+    fresh.write_bytes(b"still arriving")
+
+    report = await purge(service)
+
+    assert report.orphan_folders >= 1
+    assert not folder.exists()
+    assert report.stale_uploads == 1
+    assert not stale.exists()
+    assert fresh.exists()
+
+
+def ajc(service: Service, *arguments: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": service.app_url,
+        "DATABASE_OWNER_URL": service.owner_url,
+        "DATABASE_APP_ROLE": service.settings.database_app_role,
+        "WORKSPACES_DIR": str(service.settings.workspaces_dir),
+        "LOG_LEVEL": "WARNING",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "app", *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+async def test_ajc_cleanup_dry_run_reports_and_deletes_nothing(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    thread = await conversation_with_everything(http, service)
+    age(service, thread, 45)
+
+    done = await asyncio.to_thread(ajc, service, "cleanup", "--dry-run")
+
+    assert done.returncode == 0, done.stderr
+    assert "would delete, for 30 days without activity: 1 conversations" in done.stdout
+    assert service.rows("SELECT count(*) FROM conversations WHERE id = %s", thread) == [(1,)]
+    age(service, thread, 0)
+
+
+async def test_ajc_ingest_adds_a_source_and_ingests_it_with_progress(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    agent = await http.post(
+        f"{service.base_url}/agents",
+        json={"slug": f"i-{uuid.uuid4().hex[:8]}", "name": "Ingests"},
+        headers=service.headers(),
+    )
+    agent_id = agent.json()["id"]
+
+    done = await asyncio.to_thread(
+        ajc, service, "ingest", str(SAMPLES / "handbook.md"), "--agent", agent_id
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "handbook.md: " in done.stdout and "chunks stored" in done.stdout
+    assert "embedding handbook.md" in done.stderr  # the progress bar
+    [source] = (
+        await http.get(
+            f"{service.base_url}/agents/{agent_id}/knowledge-sources", headers=service.headers()
+        )
+    ).json()
+    assert (source["name"], source["status"]) == ("handbook.md", "ready")
+    assert source["chunk_count"] > 0

@@ -3,6 +3,7 @@
 every answer. Row-level security holds for them as for every query of the session."""
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,8 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import AgentKnowledgeSource, KnowledgeSourceStatus
 from app.core.db import driver_connection
+from app.knowledge.models import EMBEDDING_MODELS
 
 INSERT_BATCH_ROWS = 500
+_WORD = re.compile(r"\w+")
 RRF_K = 60  # reciprocal-rank fusion's constant, as in its paper
 
 
@@ -143,6 +146,14 @@ async def replace_chunks(
         )
 
 
+def any_of_words(text: str) -> str:
+    """A `to_tsquery` that matches any of the text's words (stemmed, stop words dropped by
+    the `english` configuration): questions share few of their words with the passage that
+    answers them, so requiring all of them (`plainto_tsquery`) would find almost nothing."""
+    words = _WORD.findall(text.lower())
+    return " | ".join(f"'{word}'" for word in dict.fromkeys(words)) or "''"
+
+
 def _vector_literal(vector: list[float]) -> str:
     return "[" + ",".join(map(repr, vector)) + "]"
 
@@ -155,6 +166,64 @@ class Scope:
     organization_id: uuid.UUID
     agent_id: uuid.UUID
     conversation_id: uuid.UUID | None
+
+
+def search_sql(model: str, dimensions: int) -> str:
+    """The hybrid search statement for one model (its parameters: see `search`)."""
+    vector = f"$1::vector({dimensions})"
+    column = f"embedding::vector({dimensions})"
+    # The model as a literal, not a parameter: the model's HNSW index is partial (`WHERE
+    # embedding_model = '...'`), and a generic plan (prepared statements, after five runs)
+    # could not prove a parameter matches it, so it would scan the table instead.
+    if EMBEDDING_MODELS.get(model) != dimensions:
+        raise ValueError(f"{model} is not an indexed model of {dimensions} dimensions")
+    in_scope = (
+        f"organization_id = $2 AND embedding_model = '{model}' AND ("
+        "(agent_id = $3 AND knowledge_source_id IS NOT NULL) "
+        "OR (conversation_id = $4 AND file_id IS NOT NULL))"
+    )
+    return f"""
+        WITH nearest AS MATERIALIZED (
+            SELECT id, content, metadata, knowledge_source_id, file_id,
+                {column} <=> {vector} AS distance
+            FROM embeddings
+            WHERE {in_scope}
+            ORDER BY {column} <=> {vector}
+            LIMIT $5
+        ),
+        by_meaning AS (
+            SELECT *, 1 - distance AS similarity,
+                row_number() OVER (ORDER BY distance, id) AS rank
+            FROM nearest
+            WHERE 1 - distance >= $6
+        ),
+        by_words AS (
+            -- A function of the schema's owner: the GIN index is out of reach of the
+            -- application role's queries (migration 7d2c41e8b6f0 says why).
+            SELECT * FROM knowledge_word_matches(
+                $3, $4, '{model}', to_tsquery('english', $7), $5::int
+            )
+        ),
+        fused AS (
+            SELECT coalesce(m.id, w.id) AS id,
+                coalesce(m.content, w.content) AS content,
+                coalesce(m.metadata, w.metadata) AS metadata,
+                coalesce(m.knowledge_source_id, w.knowledge_source_id) AS knowledge_source_id,
+                coalesce(m.file_id, w.file_id) AS file_id,
+                m.similarity,
+                coalesce(1.0 / ({RRF_K} + m.rank), 0) + coalesce(1.0 / ({RRF_K} + w.rank), 0)
+                    AS score
+            FROM by_meaning m FULL OUTER JOIN by_words w ON m.id = w.id
+            ORDER BY score DESC, id
+            LIMIT $8
+        )
+        SELECT fused.*, coalesce(s.name, f.original_name) AS source_name
+        FROM fused
+        LEFT JOIN agent_knowledge_sources s
+            ON s.organization_id = $2 AND s.id = fused.knowledge_source_id
+        LEFT JOIN files f ON f.organization_id = $2 AND f.id = fused.file_id
+        ORDER BY fused.score DESC, fused.id
+        """
 
 
 async def search(
@@ -172,69 +241,26 @@ async def search(
     (any of the query's words, chunks with more of them first), fused by reciprocal rank."""
     candidates = max(top_k * 4, 40)
     connection = await driver_connection(session)
-    # Transaction-local: pgvector 0.8 keeps scanning the graph until `candidates` rows pass
-    # the tenant filter (relaxed order: the CTE re-sorts them by distance).
+    # Transaction-local. pgvector 0.8 keeps scanning the graph until `candidates` rows pass
+    # the tenant filter (relaxed order: the CTE re-sorts them by distance). Custom plans:
+    # whether the HNSW graph or the tenant's btree is faster depends on how many rows the
+    # tenant has, which a generic plan (a prepared statement's, after five runs) cannot
+    # know; it picked an exact scan of a big tenant's rows (bench/bench_retrieval.py).
     await connection.execute(
         "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-        "set_config('hnsw.ef_search', $1, true)",
+        "set_config('hnsw.ef_search', $1, true), "
+        "set_config('plan_cache_mode', 'force_custom_plan', true)",
         str(max(candidates, 100)),
     )
-    vector = f"$1::vector({dimensions})"
-    column = f"embedding::vector({dimensions})"
-    in_scope = (
-        "organization_id = $2 AND embedding_model = $3 AND ("
-        "(agent_id = $4 AND knowledge_source_id IS NOT NULL) "
-        "OR (conversation_id = $5 AND file_id IS NOT NULL))"
-    )
     rows = await connection.fetch(
-        f"""
-        WITH nearest AS MATERIALIZED (
-            SELECT id, {column} <=> {vector} AS distance
-            FROM embeddings
-            WHERE {in_scope}
-            ORDER BY {column} <=> {vector}
-            LIMIT $6
-        ),
-        by_meaning AS (
-            SELECT id, 1 - distance AS similarity,
-                row_number() OVER (ORDER BY distance, id) AS rank
-            FROM nearest
-            WHERE 1 - distance >= $7
-        ),
-        by_words AS (
-            SELECT id, row_number() OVER (ORDER BY ts_rank_cd(content_tsv, query) DESC, id) AS rank
-            FROM embeddings, (
-                SELECT replace(plainto_tsquery('english', $8)::text, ' & ', ' | ')::tsquery
-                    AS query
-            ) AS words
-            WHERE {in_scope} AND content_tsv @@ query
-            ORDER BY ts_rank_cd(content_tsv, query) DESC, id
-            LIMIT $6
-        ),
-        fused AS (
-            SELECT coalesce(m.id, w.id) AS id, m.similarity,
-                coalesce(1.0 / ({RRF_K} + m.rank), 0) + coalesce(1.0 / ({RRF_K} + w.rank), 0)
-                    AS score
-            FROM by_meaning m FULL OUTER JOIN by_words w ON m.id = w.id
-        )
-        SELECT e.id, e.content, e.metadata, e.knowledge_source_id, e.file_id, fused.score,
-            fused.similarity, coalesce(s.name, f.original_name) AS source_name
-        FROM fused
-        JOIN embeddings e ON e.id = fused.id
-        LEFT JOIN agent_knowledge_sources s
-            ON s.organization_id = e.organization_id AND s.id = e.knowledge_source_id
-        LEFT JOIN files f ON f.organization_id = e.organization_id AND f.id = e.file_id
-        ORDER BY fused.score DESC, e.id
-        LIMIT $9
-        """,
+        search_sql(model, dimensions),
         _vector_literal(query_vector),
         scope.organization_id,
-        model,
         scope.agent_id,
         scope.conversation_id,
         candidates,
         min_similarity,
-        query_text,
+        any_of_words(query_text),
         top_k,
     )
     return [dict(row) for row in rows]

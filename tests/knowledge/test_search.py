@@ -5,6 +5,7 @@ full top-k (pgvector's iterative index scan)."""
 import uuid
 
 import httpx
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import set_tenant
@@ -119,3 +120,29 @@ async def test_a_tenant_with_one_percent_of_the_vectors_gets_its_full_top_k(
     assert {hit["citation"]["source_id"] for hit in hits} == {small_source}
     # All ten found by meaning too: the vector search filled its list from the small tenant.
     assert all(hit["similarity"] is not None for hit in hits)
+
+
+async def test_the_word_search_function_sees_the_calling_tenant_only(
+    client: httpx.AsyncClient, session: AsyncSession, fake_clerk: FakeClerk
+) -> None:
+    """It runs as the schema's owner (past row-level security, for its index): its own
+    tenant filter is all that stands between organizations."""
+    a, b = admin(fake_clerk, "org_A"), admin(fake_clerk, "org_B")
+    a_agent, a_source = await agent_with_source(client, a)
+    b_org = await organization_id(client, b)
+    await store(session, await organization_id(client, a), a_agent, a_source, ["holiday rules"])
+
+    async def matches(tenant: uuid.UUID | None) -> int:
+        await set_tenant(session, tenant)
+        found = await session.execute(
+            text(
+                "SELECT count(*) FROM knowledge_word_matches(:agent, NULL, "
+                "'feature-hashing-384', to_tsquery('english', 'holiday'), 10)"
+            ),
+            {"agent": uuid.UUID(a_agent)},
+        )
+        return int(found.scalar_one())
+
+    assert await matches(await organization_id(client, a)) == 1
+    assert await matches(b_org) == 0
+    assert await matches(None) == 0

@@ -5,7 +5,8 @@ A message keeps the id the client gave it (`external_id`) when it has one. Tool 
 in the message's `parts` as `{"type": "tool_call", "id", "name", "arguments"}`; attached
 files as `{"type": "file", "file_id", "name", "media_type"}`, which a user message shows as
 AG-UI media parts whose source is `{"type": "file", "value": file_id}` (images as `image`,
-anything else as `document`).
+anything else as `document`); the passages an answer cites (`{"type": "citation", ...}`) as
+the assistant message's `metadata.citations`.
 """
 
 from typing import Any
@@ -40,8 +41,12 @@ def to_ag_ui(message: Message) -> dict[str, Any]:
             for part in message.parts
             if part.get("type") == "tool_call"
         ]
+        citations = [part for part in message.parts if part.get("type") == "citation"]
         agui = AssistantMessage(
-            id=identifier, content=message.content or None, tool_calls=tool_calls or None
+            id=identifier,
+            content=message.content or None,
+            tool_calls=tool_calls or None,
+            metadata={"citations": citations} if citations else None,
         )
     elif message.role == MessageRole.tool:
         agui = ToolMessage(

@@ -107,6 +107,12 @@ async def test_the_search_tool_answers_from_knowledge_and_the_answer_cites_it(
     citations = [part for part in parts if part["type"] == "citation"]
     assert citations[0]["source_name"] == "Leave policy"
     assert citations[0]["source_kind"] == "knowledge_source"
+    thread = next(e for e in events if e["type"] == "RUN_STARTED")["threadId"]
+    page = await http.get(
+        f"{service.base_url}/conversations/{thread}/messages", headers=service.headers()
+    )
+    [answer] = [item for item in page.json()["items"] if item["id"] == answer_id]
+    assert answer["metadata"]["citations"] == citations
 
 
 async def test_the_read_file_tool_reads_a_file_of_the_conversation_only(

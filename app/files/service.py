@@ -48,19 +48,9 @@ async def upload(
     conversation = await conversations_service.get_own_conversation(
         session, principal, conversation_id
     )
-    try:
-        received = await asyncio.to_thread(storage.receive, workspaces_dir, source, max_bytes)
-    except storage.TooLarge as exc:
-        raise FileTooLarge(f"Files may be at most {max_bytes} bytes.") from exc
-    try:
-        media_type = await asyncio.to_thread(
-            media_types.detect, received.head, name, received.path.read_bytes
-        )
-    except media_types.Unsupported as exc:
-        storage.discard(received)
-        raise UnsupportedFileType(
-            f"{exc} Accepted: {', '.join(sorted(media_types.ALLOWED))}."
-        ) from exc
+    received, media_type = await receive(
+        source, name, workspaces_dir, max_bytes, media_types.ALLOWED
+    )
     existing = await repository.get_by_sha256(
         session, conversation.organization_id, conversation.id, received.sha256
     )
@@ -104,6 +94,28 @@ async def upload(
             lock=f"file-{file.id}",
         )
     return file, True
+
+
+async def receive(
+    source: BinaryIO, name: str, workspaces_dir: Path, max_bytes: int, accepted: set[str]
+) -> tuple[storage.Received, str]:
+    """An upload under `.incoming/` and its type, detected from its bytes; FileTooLarge or
+    UnsupportedFileType (and nothing left behind) otherwise. The caller keeps or discards
+    the bytes (`storage.keep_after_commit`)."""
+    try:
+        received = await asyncio.to_thread(storage.receive, workspaces_dir, source, max_bytes)
+    except storage.TooLarge as exc:
+        raise FileTooLarge(f"Files may be at most {max_bytes} bytes.") from exc
+    try:
+        media_type = await asyncio.to_thread(
+            media_types.detect, received.head, name, received.path.read_bytes
+        )
+        if media_type not in accepted:
+            raise media_types.Unsupported(f"Files of type {media_type} are not accepted here.")
+    except media_types.Unsupported as exc:
+        storage.discard(received)
+        raise UnsupportedFileType(f"{exc} Accepted: {', '.join(sorted(accepted))}.") from exc
+    return received, media_type
 
 
 async def get_readable_file(

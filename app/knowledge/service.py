@@ -43,7 +43,6 @@ from app.core.errors import NotFound, ServiceUnavailable
 from app.core.settings import Settings
 from app.files import media_types, storage
 from app.files import service as files_service
-from app.files.errors import FileTooLarge, UnsupportedFileType
 from app.jobs.outbox import defer_in_transaction
 from app.knowledge import chunking, parsing, repository
 from app.knowledge.embedders import Embedders, EmbeddingError
@@ -164,21 +163,9 @@ async def store_file_source(
     created_by: uuid.UUID | None = None,
 ) -> AgentKnowledgeSource:
     """The source's row and bytes, not yet ingested (`ajc ingest` ingests it at once)."""
-    try:
-        received = await asyncio.to_thread(storage.receive, workspaces_dir, upload, max_bytes)
-    except storage.TooLarge as exc:
-        raise FileTooLarge(f"Files may be at most {max_bytes} bytes.") from exc
-    try:
-        media_type = await asyncio.to_thread(
-            media_types.detect, received.head, name, received.path.read_bytes
-        )
-        if media_type not in media_types.READABLE:
-            raise media_types.Unsupported(f"{media_type} holds no text to learn from.")
-    except media_types.Unsupported as exc:
-        storage.discard(received)
-        raise UnsupportedFileType(
-            f"{exc} Knowledge files may be: {', '.join(sorted(media_types.READABLE))}."
-        ) from exc
+    received, media_type = await files_service.receive(
+        upload, name, workspaces_dir, max_bytes, media_types.READABLE
+    )
     source_id = uuid.uuid4()
     source = AgentKnowledgeSource(
         id=source_id,

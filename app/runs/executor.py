@@ -86,13 +86,16 @@ class RunRegistry:
         self.admitted = 0
         self._runs: dict[str, ActiveRun] = {}
 
-    def admit(self) -> Admission:
+    def refuse_when_full(self) -> None:
         if self.admitted >= self.max_concurrent:
             raise RunsAtCapacity(
                 f"This server is streaming as many runs as it can; retry in "
                 f"{RETRY_AFTER_SECONDS} s.",
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
+
+    def admit(self) -> Admission:
+        self.refuse_when_full()
         self.admitted += 1
         return Admission(self)
 

@@ -3,7 +3,7 @@ import uuid
 from typing import Annotated, Any
 
 from ag_ui.core import RunAgentInput
-from fastapi import APIRouter, Body, Header, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Header, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +13,16 @@ from app.core.errors import BadRequest
 from app.runs import executor, state_service
 from app.runs import service as run_service
 from app.runs.schemas import AgentStateRead, AgentStateWrite, QuickTaskRunRequest
+
+
+async def refuse_when_full(request: Request) -> None:
+    """Before authentication and before any database work: a burst of runs beyond what the
+    process can stream is refused at the cost of a dictionary lookup, and never queues for
+    pooled connections (bench/bench_streams.py). The place itself is taken in the route."""
+    request.app.state.run_registry.refuse_when_full()
+
+
+NotFull = Annotated[None, Depends(refuse_when_full)]
 
 router = APIRouter(prefix="/agents/{agent_id}", tags=["runs"], route_class=TransactionalRoute)
 
@@ -91,6 +101,7 @@ async def patch_agent_state(
     responses={200: {"content": {"text/event-stream": {}}, "description": "AG-UI events"}},
 )
 async def run_agent(
+    _: NotFull,
     agent_id: uuid.UUID,
     run_input: RunAgentInput,
     request: Request,
@@ -111,6 +122,7 @@ async def run_agent(
     responses={200: {"content": {"text/event-stream": {}}, "description": "AG-UI events"}},
 )
 async def run_quick_task(
+    _: NotFull,
     agent_id: uuid.UUID,
     task_id: uuid.UUID,
     data: QuickTaskRunRequest,

@@ -15,6 +15,7 @@ down), and `POST /runs/{run_id}/cancel` stops one (the partial answer is kept, s
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -48,6 +49,8 @@ from app.llm.client import ChatModel, ModelError, TextDelta, ToolCallDelta, Usag
 from app.runs.errors import RunsAtCapacity
 from app.runs.service import PreparedRun
 from app.runs.tools import ToolRunner
+
+logger = logging.getLogger(__name__)
 
 SAVE_EVERY_SECONDS = 1.0  # the partial answer is saved at least this often while streaming
 MAX_TOOL_ROUNDS = 4  # model calls in one run when it keeps calling server-side tools
@@ -86,16 +89,14 @@ class RunRegistry:
         self.admitted = 0
         self._runs: dict[str, ActiveRun] = {}
 
-    def refuse_when_full(self) -> None:
+    def admit(self) -> Admission:
         if self.admitted >= self.max_concurrent:
             raise RunsAtCapacity(
-                f"This server is streaming as many runs as it can; retry in "
+                "This server is streaming as many runs as it can; retry in "
                 f"{RETRY_AFTER_SECONDS} s.",
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
 
-    def admit(self) -> Admission:
-        self.refuse_when_full()
         self.admitted += 1
         return Admission(self)
 
@@ -239,17 +240,26 @@ async def execute(
         status, error = MessageStatus.error, "The run took too long and was stopped."
     except ModelError as exc:
         status, error = MessageStatus.error, str(exc)
+    except Exception:
+        # Anything else (a save that found no pooled connection...) must not end the stream
+        # as if the answer were whole.
+        logger.exception("run failed", extra={"run_id": prepared.run_id})
+        status, error = MessageStatus.error, "The run failed on our side; its text so far is kept."
     finally:
-        answer.close()
-        latency_ms = int((time.monotonic() - started) * 1000)
-        final = {"status": status, "error": error, "latency_ms": latency_ms}
-        # Shielded: a cancelled run still saves what it has.
-        await asyncio.shield(_save(sessionmaker, prepared, model, answer, usage, final))
+        try:
+            answer.close()
+            latency_ms = int((time.monotonic() - started) * 1000)
+            final = {"status": status, "error": error, "latency_ms": latency_ms}
+            # Shielded: a cancelled run still saves what it has.
+            await asyncio.shield(_save(sessionmaker, prepared, model, answer, usage, final))
+        except Exception:
+            logger.exception("run's answer not saved", extra={"run_id": prepared.run_id})
+            status, error = MessageStatus.error, "The answer could not be saved."
         if status == MessageStatus.complete:
             emit(RunFinishedEvent(thread_id=prepared.thread_id, run_id=prepared.run_id))
         else:
             emit(RunErrorEvent(message=error or "The run failed.", code=status.value))
-        queue.put_nowait(None)
+        queue.put_nowait(None)  # whatever happened: the client's stream ends
 
 
 async def _run_server_tools(

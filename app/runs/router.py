@@ -1,5 +1,6 @@
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from ag_ui.core import RunAgentInput
@@ -15,14 +16,20 @@ from app.runs import service as run_service
 from app.runs.schemas import AgentStateRead, AgentStateWrite, QuickTaskRunRequest
 
 
-async def refuse_when_full(request: Request) -> None:
-    """Before authentication and before any database work: a burst of runs beyond what the
-    process can stream is refused at the cost of a dictionary lookup, and never queues for
-    pooled connections (bench/bench_streams.py). The place itself is taken in the route."""
-    request.app.state.run_registry.refuse_when_full()
+async def admit(request: Request) -> AsyncIterator[executor.Admission]:
+    """The run's place, taken before authentication and before any database work: a burst
+    beyond what the process can stream is refused at the cost of a counter, and never
+    queues for pooled connections (bench/bench_streams.py). Given back if the request fails
+    (here, or by `after_rollback` if its commit does); the run keeps it otherwise."""
+    admission = request.app.state.run_registry.admit()
+    try:
+        yield admission
+    except BaseException:
+        admission.release()
+        raise
 
 
-NotFull = Annotated[None, Depends(refuse_when_full)]
+Admitted = Annotated[executor.Admission, Depends(admit, scope="function")]
 
 router = APIRouter(prefix="/agents/{agent_id}", tags=["runs"], route_class=TransactionalRoute)
 
@@ -101,7 +108,7 @@ async def patch_agent_state(
     responses={200: {"content": {"text/event-stream": {}}, "description": "AG-UI events"}},
 )
 async def run_agent(
-    _: NotFull,
+    admission: Admitted,
     agent_id: uuid.UUID,
     run_input: RunAgentInput,
     request: Request,
@@ -113,7 +120,7 @@ async def run_agent(
     What the client sends is checked and saved before the stream starts; the answer is saved
     as it streams and completes even if the client goes away.
     """
-    return await _stream_run(request, session, principal, agent_id, run_input)
+    return await _stream_run(request, session, principal, admission, agent_id, run_input)
 
 
 @router.post(
@@ -122,7 +129,7 @@ async def run_agent(
     responses={200: {"content": {"text/event-stream": {}}, "description": "AG-UI events"}},
 )
 async def run_quick_task(
-    _: NotFull,
+    admission: Admitted,
     agent_id: uuid.UUID,
     task_id: uuid.UUID,
     data: QuickTaskRunRequest,
@@ -132,19 +139,18 @@ async def run_quick_task(
 ) -> StreamingResponse:
     """Run a quick task: a run whose user message is the task's prompt, filled in."""
     run_input = await run_service.quick_task_input(session, principal, agent_id, task_id, data)
-    return await _stream_run(request, session, principal, agent_id, run_input)
+    return await _stream_run(request, session, principal, admission, agent_id, run_input)
 
 
 async def _stream_run(
     request: Request,
     session: AsyncSession,
     principal: OrganizationPrincipal,
+    admission: executor.Admission,
     agent_id: uuid.UUID,
     run_input: RunAgentInput,
 ) -> StreamingResponse:
     state = request.app.state
-    # Refused (503) before any work when the process streams all it can.
-    admission = state.run_registry.admit()
     after_rollback(session, admission.release)
     prepared = await run_service.prepare_run(
         session, principal, agent_id, run_input, state.settings, state.chat_client, state.embedders

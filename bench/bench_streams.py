@@ -30,11 +30,11 @@ model server and the load generator all need both cores at once; pinning the mod
 and the load generator to one core (the service on both) changed nothing beyond the noise
 between passes, so the kernel places them.
 
-Default --max-concurrent 15: with 500 runs arriving at once, every request, refused or not,
-is authenticated and takes a pooled database connection before admission, so draining the
-burst alone takes ~0.5-1.5 s here whatever the limit (even 1); 15 per worker kept admitted
-runs under 1 s to the first byte in most quiet passes, 50 and more did not, and from 100 per
-worker the 20-connection pools time out (500s, runs cut short).
+Default --max-concurrent 15 per worker: on the 2-core machine this was written on, the
+highest limit whose admitted runs got their first byte within 1 s in most quiet passes; with
+500 requests arriving at once the burst itself costs some 0.5-1.5 s there whatever the limit
+(even 1), so the goal is at the edge at any limit. 50 and more missed it every time, and from
+100 per worker the 20-connection database pools time out (500s, runs cut short).
 
     .venv/bin/python bench/bench_streams.py [--runs 500] [--workers 2] [--max-concurrent 15]
         [--tokens 200] [--rate 20] [--timeout 60]

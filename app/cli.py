@@ -9,13 +9,16 @@ from app.core.settings import Settings, get_settings
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> None:
+    import contextlib
     import os
 
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from app.core import migrations
     from app.core.crypto import development_key_pair
     from app.core.embedded import open_database
+    from app.core.listeners import WorkerListeners
     from app.core.logging import configure_logging
     from app.main import create_app
 
@@ -42,9 +45,14 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
             os.environ["DATABASE_URL"] = urls.app
         if settings.development_identity:
             development_key_pair(settings.data_dir)
-        uvicorn.run(
+        config = uvicorn.Config(
             "app.main:create_app_from_environment", factory=True, workers=workers, **options
         )
+        # Each worker gets a listener of its own so the kernel spreads connections over them
+        # (app/core/listeners.py); uvicorn's supervisor still starts, watches and stops them.
+        listeners = WorkerListeners(config.host, config.port)
+        with contextlib.suppress(KeyboardInterrupt):
+            Multiprocess(config, sockets=listeners).run()
 
 
 def migrate(settings: Settings, args: argparse.Namespace) -> None:

@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import anyio
 import httpx
 from fastapi import FastAPI
 
@@ -27,6 +28,7 @@ from app.knowledge.router import router as knowledge_router
 from app.llm.client import create_chat_client
 from app.organizations.router import router as organizations_router
 from app.runs import cancellation
+from app.runs.admission import RunAdmissionMiddleware
 from app.runs.executor import RunRegistry
 from app.runs.router import cancel_router as cancel_runs_router
 from app.runs.router import router as runs_router
@@ -83,6 +85,9 @@ def create_app(
             app.state.open_session = sessionmaker  # what a request's unit of work opens
             app.state.job_queue = job_queue
             app.state.head_revision = migrations.head_revision()
+            # anyio imports its asyncio backend when first asked for it: by the first streamed
+            # answer (a run's SSE stream runs in a task group), 20 ms with the loop blocked.
+            anyio.get_cancelled_exc_class()
             yield
 
     app = FastAPI(
@@ -99,6 +104,7 @@ def create_app(
         max_body_bytes=settings.max_request_body_bytes,
         max_upload_bytes=settings.file_max_bytes,
     )
+    app.add_middleware(RunAdmissionMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
     app.include_router(users_router)

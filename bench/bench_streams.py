@@ -261,6 +261,24 @@ async def wait_ready(
     raise SystemExit(f"{url} did not become ready\n{read_log(log)}")
 
 
+def listening_sockets(port: int) -> int:
+    """How many sockets listen on the port (/proc/net/tcp, state 0A)."""
+    return sum(
+        int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A"
+        for fields in map(str.split, Path("/proc/net/tcp").read_text().splitlines()[1:])
+    )
+
+
+async def wait_listening(port: int, workers: int) -> None:
+    """Until every worker listens: each has a socket of its own (SO_REUSEPORT), and a burst
+    sent while one is still starting would all go to the others."""
+    for _ in range(600):
+        if listening_sockets(port) >= workers:
+            return
+        await asyncio.sleep(0.1)
+    raise SystemExit(f"fewer than {workers} processes listen on {port}")
+
+
 # --- Memory and CPU of processes, from /proc
 
 
@@ -586,7 +604,7 @@ async def one_pass(
             server = start_server(data_dir, port, model_port, workers, max_concurrent, service_log)
             processes.callback(stop, server)
             runs_done, elapsed, sampler, lateness = await drive(
-                data_dir, port, model_port, server, model_server, runs, tokens, run_seconds
+                data_dir, port, model_port, server, model_server, workers, runs, tokens, run_seconds
             )
             exited = server.poll()
         # The service stopped: its log is complete.
@@ -604,6 +622,7 @@ async def drive(
     model_port: int,
     server: subprocess.Popen[bytes],
     model_server: subprocess.Popen[bytes],
+    workers: int,
     runs: int,
     tokens: int,
     run_seconds: float,
@@ -614,6 +633,7 @@ async def drive(
         await wait_ready(client, model_stats, model_server, data_dir / "model.log")
         base = f"http://127.0.0.1:{port}"
         await wait_ready(client, f"{base}/readyz", server, data_dir / "service.log")
+        await wait_listening(port, workers)
         token = sign_session_token(
             development_key_pair(data_dir).private_pem,
             issuer=DEVELOPMENT_ISSUER,

@@ -1,8 +1,10 @@
 """`ajc serve --workers N` as an operator runs it: one embedded database started and
 migrated by the parent, N API processes sharing it, and Ctrl-C stopping all of them."""
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +28,25 @@ def workers_of(pid: int) -> list[int]:
             if int(fields[1]) == pid and "spawn_main" in (entry / "cmdline").read_text():
                 found.append(int(entry.name))
     return found
+
+
+LISTEN, ESTABLISHED = "0A", "01"
+
+
+def sockets_held(pid: int, port: int, state: str) -> set[str]:
+    """The inodes of the process's TCP sockets on local `port` in `state` (/proc/net/tcp)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
+            inodes.add(fields[9])
+    held = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                held.add(target[8:-1])
+    return held
 
 
 def test_serve_with_two_workers_shares_one_database_and_stops_cleanly(tmp_path: Path) -> None:
@@ -67,6 +88,25 @@ def test_serve_with_two_workers_shares_one_database_and_stops_cleanly(tmp_path: 
         assert {answer.status_code for answer in answers} == {200}
         assert {answer.json()["organization"]["clerk_id"] for answer in answers} == {"org_workers"}
         workers = workers_of(server.pid)
+        # Each worker accepts from a listener of its own (SO_REUSEPORT); a shared one would
+        # let the first worker awake take a whole burst.
+        listeners = [sockets_held(pid, port, LISTEN) for pid in workers]
+        assert [len(held) for held in listeners] == [1, 1]
+        assert listeners[0] != listeners[1]
+
+        # A burst of connections is spread over both workers.
+        burst = [socket.socket() for _ in range(40)]
+        for connection in burst:
+            connection.setblocking(False)
+            connection.connect_ex(("127.0.0.1", port))
+        try:
+            time.sleep(1)
+            held = [len(sockets_held(pid, port, ESTABLISHED)) for pid in workers]
+        finally:
+            for connection in burst:
+                connection.close()
+        assert sum(held) == 40
+        assert min(held) >= 5, held
     finally:
         server.send_signal(signal.SIGINT)
         code = server.wait(timeout=60)

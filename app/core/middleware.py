@@ -95,7 +95,7 @@ class BodyLimitsMiddleware:
             return
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if not _accepted(media_type):
-            await _refuse(
+            await refuse(
                 scope,
                 send,
                 415,
@@ -149,7 +149,7 @@ def _accepted(media_type: str) -> bool:
 
 
 async def _refuse_too_large(scope: Scope, send: Send, limit: int) -> None:
-    await _refuse(
+    await refuse(
         scope,
         send,
         413,
@@ -159,14 +159,22 @@ async def _refuse_too_large(scope: Scope, send: Send, limit: int) -> None:
     )
 
 
-async def _refuse(
-    scope: Scope, send: Send, status: int, problem: str, title: str, detail: str
+async def refuse(
+    scope: Scope,
+    send: Send,
+    status: int,
+    problem: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
 ) -> None:
-    """Answer from the middleware itself: no route has run, so no handler can."""
+    """Answer from a middleware itself: no route has run, so no handler can. The body was
+    not read, so the connection closes after the answer."""
     request_id = scope.get("state", {}).get("request_id")
     body = json.dumps(
         problem_body(status, problem, title, detail, scope["path"], request_id)
     ).encode()
+    extra = [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
     await send(
         {
             "type": "http.response.start",
@@ -175,6 +183,7 @@ async def _refuse(
                 (b"content-type", PROBLEM_JSON.encode()),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
+                *extra,
             ],
         }
     )

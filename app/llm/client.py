@@ -126,12 +126,17 @@ class NoModel:
 def create_chat_client(settings: Settings) -> openai.AsyncOpenAI | None:
     if not settings.llm_configured:
         return None
-    return openai.AsyncOpenAI(
+    client = openai.AsyncOpenAI(
         api_key=settings.openai_api_key or "not-needed",
         base_url=settings.openai_base_url,
         timeout=settings.llm_timeout_seconds,
         max_retries=settings.llm_max_retries,
     )
+    # The SDK imports its chat resources on first use: about 50 ms with the event loop
+    # blocked, paid by the first run of each process (and by every run waiting behind it).
+    # Here it is paid at startup instead.
+    _ = client.chat.completions
+    return client
 
 
 def chat_model(

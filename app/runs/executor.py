@@ -46,7 +46,6 @@ from app.conversations import service as conversations_service
 from app.conversations.models import Message, MessageRole, MessageStatus
 from app.core.db import set_tenant, unit_of_work
 from app.llm.client import ChatModel, ModelError, TextDelta, ToolCallDelta, Usage
-from app.runs.errors import RunsAtCapacity
 from app.runs.service import PreparedRun
 from app.runs.tools import ToolRunner
 
@@ -55,7 +54,6 @@ logger = logging.getLogger(__name__)
 SAVE_EVERY_SECONDS = 1.0  # the partial answer is saved at least this often while streaming
 MAX_TOOL_ROUNDS = 4  # model calls in one run when it keeps calling server-side tools
 # What a refused run is told: runs last seconds to minutes, a slot frees up often.
-RETRY_AFTER_SECONDS = 2
 
 # The AG-UI custom event that carries the passages an answer draws on (app/runs/tools.py).
 CITATIONS_EVENT = "citations"
@@ -71,11 +69,13 @@ class ActiveRun:
 
 
 class Admission:
-    """A run's place among the process's concurrent runs, held from the request that starts
-    it until its task ends (or the request fails before starting it)."""
+    """A run's place among the process's concurrent runs (app/runs/admission.py), held from
+    the request that starts the run until the run's task ends, or until the request ends if
+    it started no run."""
 
     def __init__(self, registry: "RunRegistry") -> None:
         self._registry: RunRegistry | None = registry
+        self.taken_by_run = False
 
     def release(self) -> None:
         if self._registry is not None:
@@ -89,19 +89,16 @@ class RunRegistry:
         self.admitted = 0
         self._runs: dict[str, ActiveRun] = {}
 
-    def admit(self) -> Admission:
+    def admit(self) -> Admission | None:
+        """A place for one more run, or None when the process streams as many as it may."""
         if self.admitted >= self.max_concurrent:
-            raise RunsAtCapacity(
-                "This server is streaming as many runs as it can; retry in "
-                f"{RETRY_AFTER_SECONDS} s.",
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
-
+            return None
         self.admitted += 1
         return Admission(self)
 
     def add(self, run_id: str, run: ActiveRun, admission: Admission) -> None:
         self._runs[run_id] = run
+        admission.taken_by_run = True
 
         def done(_: object) -> None:
             self._runs.pop(run_id, None)

@@ -1,35 +1,19 @@
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from ag_ui.core import RunAgentInput
-from fastapi import APIRouter, Body, Depends, Header, Request, Response, status
+from fastapi import APIRouter, Body, Header, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import OrganizationPrincipal, OrganizationPrincipalDep
-from app.core.db import SessionDep, TransactionalRoute, after_commit, after_rollback
+from app.core.db import SessionDep, TransactionalRoute, after_commit
 from app.core.errors import BadRequest
 from app.runs import executor, state_service
 from app.runs import service as run_service
+from app.runs.admission import Admitted
 from app.runs.schemas import AgentStateRead, AgentStateWrite, QuickTaskRunRequest
-
-
-async def admit(request: Request) -> AsyncIterator[executor.Admission]:
-    """The run's place, taken before authentication and before any database work: a burst
-    beyond what the process can stream is refused at the cost of a counter, and never
-    queues for pooled connections (bench/bench_streams.py). Given back if the request fails
-    (here, or by `after_rollback` if its commit does); the run keeps it otherwise."""
-    admission = request.app.state.run_registry.admit()
-    try:
-        yield admission
-    except BaseException:
-        admission.release()
-        raise
-
-
-Admitted = Annotated[executor.Admission, Depends(admit, scope="function")]
 
 router = APIRouter(prefix="/agents/{agent_id}", tags=["runs"], route_class=TransactionalRoute)
 
@@ -151,7 +135,6 @@ async def _stream_run(
     run_input: RunAgentInput,
 ) -> StreamingResponse:
     state = request.app.state
-    after_rollback(session, admission.release)
     prepared = await run_service.prepare_run(
         session, principal, agent_id, run_input, state.settings, state.chat_client, state.embedders
     )

@@ -63,7 +63,27 @@ async def test_beyond_the_limit_a_run_is_refused_until_a_place_frees_up(
         assert refused.headers["content-type"] == "application/problem+json"
         assert refused.headers["retry-after"] == "2"
         assert refused.json()["type"] == "/problems/runs-at-capacity"
+        assert refused.headers["x-request-id"] == refused.json()["request_id"]
         assert service.rows("SELECT id FROM conversations WHERE id = %s", refused_thread) == []
+        # A quick task's run takes a place the same way.
+        task = await http.post(
+            f"{service.base_url}/agents/{agent_id}/quick-tasks",
+            json={"name": "Hello", "prompt": "Say hello."},
+            headers=service.headers(),
+        )
+        assert task.status_code == 201
+        refused_task = await http.post(
+            f"{service.base_url}/agents/{agent_id}/quick-tasks/{task.json()['id']}/runs",
+            json={"parameters": {}},
+            headers=service.headers(),
+        )
+        assert refused_task.status_code == 503
+        assert refused_task.headers["retry-after"] == "2"
+        # Other routes of the agent are not runs: they are served as usual.
+        state = await http.get(
+            f"{service.base_url}/agents/{agent_id}/state", headers=service.headers()
+        )
+        assert state.status_code == 200
         cancelled = await http.post(
             f"{service.base_url}/runs/{run_id}/cancel", headers=service.headers()
         )
@@ -85,6 +105,13 @@ async def test_a_request_that_fails_before_its_run_starts_gives_its_place_back(
             http, service, fake_openai.new_id(), run_input(fake_openai.new_id(), ("m1", "hi"))
         )
         assert missing.status_code == 404
+        invalid = await post_run(http, service, agent_id, {"threadId": 7})
+        assert invalid.status_code == 422
+        anonymous = await http.post(
+            f"{service.base_url}/agents/{agent_id}/runs",
+            json=run_input(fake_openai.new_id(), ("m1", "hi")),
+        )
+        assert anonymous.status_code == 401
 
     admitted = await eventually_admitted(http, service, agent_id)
     assert '"RUN_FINISHED"' in admitted.text

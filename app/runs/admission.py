@@ -1,0 +1,71 @@
+"""Admission of runs: a process streams at most RUN_MAX_CONCURRENT at once; beyond that a run
+is refused at the door with 503 problem+json and Retry-After.
+
+At the door means an ASGI middleware, ahead of routing, dependencies, authentication and the
+database: a refusal costs a counter and a small JSON body. It matters under a burst. Every
+refusal takes its turn on the same event loop as the first bytes of the admitted runs, and
+`bench/bench_streams.py` (500 runs opened at once) measured a refusal through the route
+stack at about 1 ms. A few hundred of them came before every admitted run's first byte.
+
+An admitted request carries its place to the route in the scope's state (`Admitted`). The
+run takes the place over when it starts (`RunRegistry.add`) and gives it back when its task
+ends. A request that ends without starting a run (bad input, an unknown agent, a failed
+commit) gives it back when it ends.
+"""
+
+import re
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.core.middleware import refuse
+from app.runs.errors import RunsAtCapacity
+from app.runs.executor import Admission, RunRegistry
+
+RETRY_AFTER_SECONDS = 2
+# POST /agents/{agent_id}/runs and POST /agents/{agent_id}/quick-tasks/{task_id}/runs.
+RUN_PATH = re.compile(r"^/agents/[^/]+/(?:quick-tasks/[^/]+/)?runs$")
+STATE_KEY = "run_admission"
+
+
+class RunAdmissionMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not RUN_PATH.match(scope["path"])
+        ):
+            await self.app(scope, receive, send)
+            return
+        registry: RunRegistry = scope["app"].state.run_registry
+        admission = registry.admit()
+        if admission is None:
+            await refuse(
+                scope,
+                send,
+                RunsAtCapacity.status_code,
+                RunsAtCapacity.problem,
+                RunsAtCapacity.title,
+                "This server is streaming as many runs as it can; retry in "
+                f"{RETRY_AFTER_SECONDS} s.",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+            return
+        scope.setdefault("state", {})[STATE_KEY] = admission
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if not admission.taken_by_run:
+                admission.release()
+
+
+def admission(request: Request) -> Admission:
+    admission: Admission = getattr(request.state, STATE_KEY)
+    return admission
+
+
+Admitted = Annotated[Admission, Depends(admission)]

@@ -30,11 +30,17 @@ model server and the load generator all need both cores at once; pinning the mod
 and the load generator to one core (the service on both) changed nothing beyond the noise
 between passes, so the kernel places them.
 
-Default --max-concurrent 15 per worker: on the 2-core machine this was written on, the
-highest limit whose admitted runs got their first byte within 1 s in most quiet passes; with
-500 requests arriving at once the burst itself costs some 0.5-1.5 s there whatever the limit
-(even 1), so the goal is at the edge at any limit. 50 and more missed it every time, and from
-100 per worker the 20-connection database pools time out (500s, runs cut short).
+Default --max-concurrent 15 per worker, the service's default RUN_MAX_CONCURRENT: on the
+2-core machine this was written on, every admitted run got its first byte within 1 s in every
+pass at 15 (max 0.41-0.92 s over seven passes), in most at 20 to 30 (4 of 5 at 20, 2 of 2 at
+25, 1 of 2 at 30), in none at 50 (max 1.15-1.33 s); at 100 per worker streams stretch (1.24x)
+and refusals wait seconds behind the streaming runs. What sets the limit: the first bytes of
+the admitted runs wait for the burst's refusals (about 0.5 ms each, mostly uvicorn's own
+work, since admission is a middleware ahead of routing: app/runs/admission.py) and for each
+other's preparation.
+The benchmark waits for every worker to listen before the burst: each has its own socket
+(app/core/listeners.py), and a burst sent while one is still starting would all go to the
+others.
 
     .venv/bin/python bench/bench_streams.py [--runs 500] [--workers 2] [--max-concurrent 15]
         [--tokens 200] [--rate 20] [--timeout 60]

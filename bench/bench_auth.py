@@ -6,6 +6,12 @@ CONCURRENCY clients: wrk for SECONDS per endpoint if it is installed (`apt-get i
 else this process's httpx for REQUESTS requests (slower than the server: figures compressed).
 Prints requests/s, p50 and p99 for each endpoint and its ratio to /healthz.
 
+Then the same for a hand-written reference (`reference_app`, served the same way on core 0):
+the path the issue's goal was set from, an RS256 check of every token with pyjwt and one
+asyncpg query on a bare asyncpg pool, JSON written by hand, no framework middleware, next to
+the same app's own /healthz. It says what any route with one database round trip can reach
+on the machine at hand.
+
     .venv/bin/python bench/bench_auth.py [--seconds 10] [--requests 4000] [--concurrency 64]
 """
 
@@ -21,7 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -31,6 +39,76 @@ from app.core.embedded import open_database
 from app.core.settings import Settings
 
 PORT = 8765
+ROOT = Path(__file__).resolve().parent.parent
+
+
+REFERENCE_PORT = PORT + 1
+
+
+def reference_app() -> Any:
+    """The hand-written path: `uvicorn --factory bench.bench_auth:reference_app`, configured
+    by REFERENCE_DATABASE_URL and REFERENCE_PUBLIC_KEY (a PEM file)."""
+    import json
+
+    import asyncpg
+    import jwt
+
+    public_key = Path(os.environ["REFERENCE_PUBLIC_KEY"]).read_bytes()
+    pool: asyncpg.Pool | None = None
+
+    async def answer(send: Any, status: int, body: bytes) -> None:
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        nonlocal pool
+        if scope["type"] == "lifespan":
+            await receive()  # lifespan.startup
+            pool = await asyncpg.create_pool(
+                os.environ["REFERENCE_DATABASE_URL"], min_size=20, max_size=20
+            )
+            await send({"type": "lifespan.startup.complete"})
+            await receive()  # lifespan.shutdown
+            await pool.close()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["path"] == "/healthz":
+            await answer(send, 200, b'{"status":"ok"}')
+            return
+        authorization = dict(scope["headers"]).get(b"authorization", b"")
+        try:
+            claims = jwt.decode(
+                authorization.removeprefix(b"Bearer "),
+                public_key,
+                algorithms=["RS256"],
+                issuer=DEVELOPMENT_ISSUER,
+            )
+        except jwt.PyJWTError:
+            await answer(send, 401, b'{"detail":"invalid token"}')
+            return
+        assert pool is not None
+        row = await pool.fetchrow(
+            "SELECT id, clerk_id, email FROM users WHERE clerk_id = $1", claims["sub"]
+        )
+        body = {"id": str(row["id"]), "clerk_id": row["clerk_id"], "email": row["email"]}
+        await answer(send, 200, json.dumps(body).encode())
+
+    return app
+
+
+def start_reference(data_dir: Path, database_url: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "REFERENCE_DATABASE_URL": database_url.replace("postgresql+asyncpg://", "postgresql://"),
+        "REFERENCE_PUBLIC_KEY": str(data_dir / "reference-public.pem"),
+    }
+    (data_dir / "reference-public.pem").write_bytes(development_key_pair(data_dir).public_pem)
+    command = [sys.executable, "-m", "uvicorn", "--factory", "bench.bench_auth:reference_app"]
+    command += ["--port", str(REFERENCE_PORT), "--log-level", "warning", "--no-access-log"]
+    if shutil.which("taskset"):
+        command = ["taskset", "-c", "0", *command]
+    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
 
 
 def start_server(data_dir: Path, database_url: str) -> subprocess.Popen[bytes]:
@@ -48,10 +126,10 @@ def start_server(data_dir: Path, database_url: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
 
 
-async def wait_ready(client: httpx.AsyncClient) -> None:
+async def wait_ready(client: httpx.AsyncClient, path: str) -> None:
     for _ in range(300):
         try:
-            if (await client.get("/readyz")).status_code == 200:
+            if (await client.get(path)).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -81,7 +159,7 @@ async def load(
 
 
 def wrk(
-    path: str, headers: dict[str, str], seconds: int, concurrency: int
+    port: int, path: str, headers: dict[str, str], seconds: int, concurrency: int
 ) -> tuple[float, float, float]:
     """wrk (Debian's package), when installed: a C load generator that a Python client on one
     core cannot match; its figures are the ones to record."""
@@ -90,7 +168,7 @@ def wrk(
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     output = subprocess.run(
-        [*command, f"http://127.0.0.1:{PORT}{path}"], capture_output=True, text=True, check=True
+        [*command, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True
     ).stdout
     if "Non-2xx" in output:
         raise SystemExit(f"{path}: non-2xx answers\n{output}")
@@ -107,6 +185,9 @@ def percentile(values: list[float], fraction: float) -> float:
     return statistics.quantiles(values, n=100)[int(fraction * 100) - 1] * 1000
 
 
+Results = dict[str, tuple[float, float, float]]
+
+
 async def main(requests: int, concurrency: int, seconds: int) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="ajc-bench-"))
     if shutil.which("taskset"):
@@ -117,22 +198,6 @@ async def main(requests: int, concurrency: int, seconds: int) -> None:
         cleanup.callback(shutil.rmtree, data_dir, ignore_errors=True)
         urls = cleanup.enter_context(open_database(settings))
         await asyncio.to_thread(migrations.upgrade, urls.owner, settings.database_app_role)
-        server = start_server(data_dir, urls.app)
-        cleanup.callback(stop_server, server)
-        await measure(data_dir, requests, concurrency, seconds)
-
-
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    server.send_signal(signal.SIGINT)
-    server.wait(timeout=30)
-
-
-async def measure(data_dir: Path, requests: int, concurrency: int, seconds: int) -> None:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{PORT}", limits=limits, timeout=30
-    ) as client:
-        await wait_ready(client)
         token = sign_session_token(
             development_key_pair(data_dir).private_pem,
             issuer=DEVELOPMENT_ISSUER,
@@ -141,22 +206,70 @@ async def measure(data_dir: Path, requests: int, concurrency: int, seconds: int)
             role="admin",
         )
         auth = {"Authorization": f"Bearer {token}"}
-        endpoints = [
-            ("/healthz", {}),
-            ("/me", auth),
-            ("/organizations/current/agents", auth),
-        ]
+        with stopping(start_server(data_dir, urls.app)):
+            service = await measure(
+                PORT,
+                "/readyz",
+                [("/healthz", {}), ("/me", auth), ("/organizations/current/agents", auth)],
+                requests,
+                concurrency,
+                seconds,
+            )
+        with stopping(start_reference(data_dir, urls.app)):
+            reference = await measure(
+                REFERENCE_PORT,
+                "/healthz",
+                [("/healthz", {}), ("/me", auth)],
+                requests,
+                concurrency,
+                seconds,
+            )
+    tool = f"wrk, {seconds} s" if shutil.which("wrk") else f"httpx, {requests} requests"
+    print(f"API on core 0, database and load on core 1; {tool} per endpoint, {concurrency} clients")
+    report("the service", service)
+    report("hand-written reference (RS256 per request, one asyncpg query, no framework)", reference)
+    print(
+        f"the service's /me is {service['/me'][0] / reference['/me'][0]:.2f} of the "
+        "hand-written path's requests/s"
+    )
+
+
+@contextlib.contextmanager
+def stopping(server: subprocess.Popen[bytes]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+
+
+async def measure(
+    port: int,
+    ready_path: str,
+    endpoints: list[tuple[str, dict[str, str]]],
+    requests: int,
+    concurrency: int,
+    seconds: int,
+) -> Results:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30
+    ) as client:
+        await wait_ready(client, ready_path)
         for path, headers in endpoints:  # warm-up: connections, caches, provisioning
             await load(client, path, headers, concurrency * 4, concurrency)
-        results: dict[str, tuple[float, float, float]] = {}
+        results: Results = {}
         for path, headers in endpoints:
             if shutil.which("wrk"):
-                results[path] = wrk(path, headers, seconds, concurrency)
+                results[path] = wrk(port, path, headers, seconds, concurrency)
             else:
                 rate, latencies = await load(client, path, headers, requests, concurrency)
                 results[path] = (rate, percentile(latencies, 0.5), percentile(latencies, 0.99))
-    tool = f"wrk, {seconds} s" if shutil.which("wrk") else f"httpx, {requests} requests"
-    print(f"API on core 0, database and load on core 1; {tool} per endpoint, {concurrency} clients")
+    return results
+
+
+def report(title: str, results: Results) -> None:
+    print(f"\n{title}")
     print(f"{'endpoint':34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}")
     baseline = results["/healthz"][0]
     for path, (rate, p50, p99) in results.items():

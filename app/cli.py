@@ -39,18 +39,18 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
     # Several processes: this one prepares what they share (the embedded database, started
     # and migrated once; the development keys), hands them the database's URL, and stops the
     # database after the last of them has stopped.
+    config = uvicorn.Config(
+        "app.main:create_app_from_environment", factory=True, workers=workers, **options
+    )
+    # Each worker gets a listener of its own so the kernel spreads connections over them
+    # (app/core/listeners.py); uvicorn's supervisor still starts, watches and stops them.
+    listeners = WorkerListeners(config.host, config.port)
     with open_database(settings) as urls:
         if settings.embedded_database:
             migrations.upgrade(urls.owner, settings.database_app_role)
             os.environ["DATABASE_URL"] = urls.app
         if settings.development_identity:
             development_key_pair(settings.data_dir)
-        config = uvicorn.Config(
-            "app.main:create_app_from_environment", factory=True, workers=workers, **options
-        )
-        # Each worker gets a listener of its own so the kernel spreads connections over them
-        # (app/core/listeners.py); uvicorn's supervisor still starts, watches and stops them.
-        listeners = WorkerListeners(config.host, config.port)
         with contextlib.suppress(KeyboardInterrupt):
             Multiprocess(config, sockets=listeners).run()
 

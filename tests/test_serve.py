@@ -114,3 +114,26 @@ def test_serve_with_two_workers_shares_one_database_and_stops_cleanly(tmp_path: 
     assert code == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
     assert not (tmp_path / "postgres" / "postmaster.pid").exists()
+
+
+def test_serve_with_workers_refuses_a_port_already_taken(tmp_path: Path) -> None:
+    """SO_REUSEPORT would let the workers bind beside whatever holds the port and share its
+    connections; the parent checks the port first, before starting anything."""
+    with socket.socket() as taken:  # as another `ajc serve --workers` would hold it
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "DATA_DIR": str(tmp_path), "LOG_LEVEL": "WARNING"}
+        env.pop("DATABASE_URL", None)
+        server = subprocess.run(
+            [sys.executable, "-m", "app", "serve", "--workers", "2", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert server.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in server.stderr
+    assert not (tmp_path / "postgres").exists()

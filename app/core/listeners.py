@@ -44,9 +44,16 @@ class WorkerListeners(list[socket.socket]):
         super().__init__()
         self.host = host
         self.port = port
-        # Fail in the parent, with the address, when something else holds the port: a bound
-        # socket that never listens takes no connections, and is closed at once.
-        bind_reuse_port(host, port).close()
+        # Fail in the parent, before anything starts, when the port is taken. The probe is a
+        # plain socket: one with SO_REUSEPORT would bind beside another `ajc serve` of the same
+        # user and silently share its connections.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as error:
+                raise SystemExit(f"ajc serve: cannot listen on {host}:{port}: {error}") from error
         logger.info("serving on %s:%d, one SO_REUSEPORT listener per worker", host, port)
 
     def __reduce__(self) -> tuple[object, tuple[str, int]]:

@@ -122,10 +122,20 @@ def free_port() -> int:
         return port
 
 
-async def serve(application: Any, port: int) -> tuple[uvicorn.Server, "asyncio.Task[None]"]:
-    """Run an ASGI app on a loopback port in this event loop; wait until it listens."""
+async def serve(
+    application: Any, port: int, root_path: str = ""
+) -> tuple[uvicorn.Server, "asyncio.Task[None]"]:
+    """Run an ASGI app on a loopback port in this event loop; wait until it listens.
+    `root_path`: as `uvicorn --root-path` behind a proxy that mounts the app under a prefix."""
     server = uvicorn.Server(
-        uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            application,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            root_path=root_path,
+        )
     )
     task = asyncio.create_task(server.serve())
     for _ in range(200):

@@ -37,7 +37,7 @@ class RunAdmissionMiddleware:
         if (
             scope["type"] != "http"
             or scope["method"] != "POST"
-            or not RUN_PATH.match(scope["path"])
+            or not RUN_PATH.match(route_path(scope))
         ):
             await self.app(scope, receive, send)
             return
@@ -61,6 +61,16 @@ class RunAdmissionMiddleware:
         finally:
             if not admission.taken_by_run:
                 admission.release()
+
+
+def route_path(scope: Scope) -> str:
+    """The path the router matches: without the prefix the service is mounted under behind a
+    proxy (`root_path`, which uvicorn puts in front of the path), as Starlette's routing does."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and path.startswith(root_path + "/"):
+        return path[len(root_path) :]
+    return path
 
 
 def admission(request: Request) -> Admission:

@@ -40,7 +40,7 @@ class Service:
 
 
 async def start_service(
-    test_database: DatabaseUnderTest, name: str, **settings: Any
+    test_database: DatabaseUnderTest, name: str, root_path: str = "", **settings: Any
 ) -> AsyncIterator[Service]:
     fake_clerk = clerk.FakeClerk()
     with test_database.scratch_database(name) as roles:
@@ -56,18 +56,19 @@ async def start_service(
             "run_heartbeat_seconds": 0.5,
             **settings,
         }
-        async for service in serve(Settings.model_validate(values), owner_url, fake_clerk):
+        settings_under_test = Settings.model_validate(values)
+        async for service in serve(settings_under_test, owner_url, fake_clerk, root_path):
             yield service
 
 
 async def serve(
-    settings: Settings, owner_url: str, fake_clerk: clerk.FakeClerk
+    settings: Settings, owner_url: str, fake_clerk: clerk.FakeClerk, root_path: str = ""
 ) -> AsyncIterator[Service]:
     """The app on a loopback port of its own: also a second process of a running service,
     given that service's settings and Clerk."""
     app = create_app(settings, http_transport=fake_clerk.transport)
     port = fake_openai.free_port()
-    server, task = await fake_openai.serve(app, port)
+    server, task = await fake_openai.serve(app, port, root_path)
     try:
         yield Service(f"http://127.0.0.1:{port}", owner_url, fake_clerk, settings)
     finally:

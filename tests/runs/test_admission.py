@@ -131,3 +131,24 @@ async def eventually_admitted(
             return response
         await asyncio.sleep(0.05)
     raise AssertionError(f"never admitted: {json.dumps(response.json())}")
+
+
+async def test_a_service_mounted_under_a_path_prefix_admits_its_runs(
+    http: httpx.AsyncClient, test_database: DatabaseUnderTest, model_url: str
+) -> None:
+    """Behind a proxy that mounts the service under /api (`uvicorn --root-path /api`), the
+    door recognises a run by the path the router matches, not the prefixed one."""
+    async for service in start_service(
+        test_database,
+        "admission_prefix",
+        root_path="/api",
+        openai_base_url=model_url,
+        openai_api_key="test-key",
+        llm_model="fake-model",
+        llm_max_retries=0,
+        run_max_concurrent=1,
+    ):
+        agent_id = await new_agent(http, service)
+        for _ in range(2):  # the first run's place comes back for the second
+            admitted = await eventually_admitted(http, service, agent_id)
+            assert '"RUN_FINISHED"' in admitted.text

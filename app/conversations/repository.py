@@ -170,19 +170,30 @@ async def link_files(
     await session.flush()
 
 
-async def inactive_ids(
-    session: AsyncSession, organization_id: uuid.UUID, before: datetime, limit: int
-) -> list[uuid.UUID]:
-    ids = await session.scalars(
-        select(Conversation.id)
-        .where(
-            Conversation.organization_id == organization_id,
-            Conversation.last_activity_at < before,
-        )
-        .order_by(Conversation.last_activity_at, Conversation.id)
-        .limit(limit)
+InactiveCursor = tuple[datetime, uuid.UUID]
+
+
+async def inactive_page(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    before: datetime,
+    limit: int,
+    after: InactiveCursor | None = None,
+) -> list[tuple[uuid.UUID, datetime]]:
+    """Conversations inactive since `before`, oldest first, after the cursor (the last
+    activity and id of the previous page's last row)."""
+    statement = select(Conversation.id, Conversation.last_activity_at).where(
+        Conversation.organization_id == organization_id,
+        Conversation.last_activity_at < before,
     )
-    return list(ids)
+    if after is not None:
+        statement = statement.where(
+            tuple_(Conversation.last_activity_at, Conversation.id) > tuple_(*after)
+        )
+    rows = await session.execute(
+        statement.order_by(Conversation.last_activity_at, Conversation.id).limit(limit)
+    )
+    return [(conversation_id, last_activity_at) for conversation_id, last_activity_at in rows]
 
 
 async def count_owned(

@@ -53,15 +53,17 @@ async def purge_inactive(
     now: datetime,
     days: int,
     dry_run: bool = False,
+    batch: int = BATCH,
 ) -> Report:
-    """Delete (or, with `dry_run`, count) what has been inactive since `now - days`."""
+    """Delete (or, with `dry_run`, count) what has been inactive since `now - days`, `batch`
+    conversations per transaction."""
     before = now - timedelta(days=days)
     report = Report()
     async with sessionmaker() as session:
         organization_ids = await organizations_service.list_ids(session)
     for organization_id in organization_ids:
         found = await _purge_organization(
-            sessionmaker, workspaces_dir, organization_id, before, dry_run, report
+            sessionmaker, workspaces_dir, organization_id, before, dry_run, batch, report
         )
         if found:
             report.organizations.append(str(organization_id))
@@ -79,27 +81,24 @@ async def _purge_organization(
     organization_id: uuid.UUID,
     before: datetime,
     dry_run: bool,
+    batch: int,
     report: Report,
 ) -> bool:
     found = False
-    seen: set[uuid.UUID] = set()
+    # Keyset pages: a dry run, which deletes nothing, reads each conversation once.
+    cursor: repository.InactiveCursor | None = None
     while True:
         async with sessionmaker() as session, unit_of_work(session):
             await set_tenant(session, organization_id)
-            ids = [
-                conversation_id
-                for conversation_id in await repository.inactive_ids(
-                    session, organization_id, before, BATCH + len(seen)
-                )
-                if conversation_id not in seen
-            ][:BATCH]
-            if not ids:
+            page = await repository.inactive_page(session, organization_id, before, batch, cursor)
+            if not page:
                 return found
             found = True
+            ids = [conversation_id for conversation_id, _ in page]
+            cursor = (page[-1][1], page[-1][0])
             report.conversations += len(ids)
             report.add(await repository.count_owned(session, organization_id, ids))
             if dry_run:
-                seen.update(ids)
                 continue
             folders = await repository.owners(session, organization_id, ids)
             await repository.delete_many(session, organization_id, ids)

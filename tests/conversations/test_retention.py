@@ -94,7 +94,9 @@ def folder_of(service: Service, thread: str) -> Path:
     return Path(service.settings.workspaces_dir) / str(organization_id) / str(user_id) / thread
 
 
-async def purge(service: Service, dry_run: bool = False) -> retention.Report:
+async def purge(
+    service: Service, dry_run: bool = False, batch: int = retention.BATCH
+) -> retention.Report:
     engine = create_engine(service.app_url, service.settings)
     try:
         return await retention.purge_inactive(
@@ -103,6 +105,7 @@ async def purge(service: Service, dry_run: bool = False) -> retention.Report:
             datetime.now(UTC),
             30,
             dry_run=dry_run,
+            batch=batch,
         )
     finally:
         await engine.dispose()
@@ -188,6 +191,37 @@ def ajc(service: Service, *arguments: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=300,
     )
+
+
+async def test_many_inactive_conversations_are_counted_once_and_purged_in_batches(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    agent = await http.post(
+        f"{service.base_url}/agents",
+        json={"slug": f"r-{uuid.uuid4().hex[:8]}", "name": "Many"},
+        headers=service.headers(),
+    )
+    agent_id = agent.json()["id"]
+    threads = []
+    for _ in range(5):
+        created = await http.post(
+            f"{service.base_url}/conversations",
+            json={"agent_id": agent_id, "title": "old"},
+            headers=service.headers(),
+        )
+        assert created.status_code == 201
+        threads.append(str(created.json()["id"]))
+        age(service, threads[-1], 40)
+    [(inactive,)] = service.rows(
+        "SELECT count(*) FROM conversations WHERE last_activity_at < now() - interval '30 days'"
+    )
+
+    dry = await purge(service, dry_run=True, batch=2)
+
+    assert dry.conversations == inactive
+    report = await purge(service, batch=2)
+    assert report.conversations == inactive
+    assert service.rows("SELECT id FROM conversations WHERE id = ANY(%s::uuid[])", threads) == []
 
 
 async def test_ajc_cleanup_dry_run_reports_and_deletes_nothing(

@@ -73,7 +73,17 @@ def test_serve_with_two_workers_shares_one_database_and_stops_cleanly(tmp_path: 
                 pass
             assert time.monotonic() < deadline, "never ready"
             time.sleep(0.2)
-        assert len(workers_of(server.pid)) == 2
+        workers = workers_of(server.pid)
+        assert len(workers) == 2
+        # Each worker accepts from a listener of its own (SO_REUSEPORT), opened once its app
+        # has started: the first ready one answered /readyz, the other may still be starting.
+        while not all(sockets_held(pid, port, LISTEN) for pid in workers):
+            assert time.monotonic() < deadline, "a worker never listened"
+            time.sleep(0.2)
+        listeners = [sockets_held(pid, port, LISTEN) for pid in workers]
+        assert [len(held) for held in listeners] == [1, 1]
+        # A shared socket would let the first worker awake take a whole burst.
+        assert listeners[0] != listeners[1]
 
         token = sign_session_token(
             development_key_pair(tmp_path).private_pem,
@@ -87,12 +97,6 @@ def test_serve_with_two_workers_shares_one_database_and_stops_cleanly(tmp_path: 
             answers = [client.get("/me", headers={"Connection": "close"}) for _ in range(20)]
         assert {answer.status_code for answer in answers} == {200}
         assert {answer.json()["organization"]["clerk_id"] for answer in answers} == {"org_workers"}
-        workers = workers_of(server.pid)
-        # Each worker accepts from a listener of its own (SO_REUSEPORT); a shared one would
-        # let the first worker awake take a whole burst.
-        listeners = [sockets_held(pid, port, LISTEN) for pid in workers]
-        assert [len(held) for held in listeners] == [1, 1]
-        assert listeners[0] != listeners[1]
 
         # A burst of connections is spread over both workers.
         burst = [socket.socket() for _ in range(40)]

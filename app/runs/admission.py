@@ -23,6 +23,7 @@ from app.core.middleware import refuse
 from app.runs.errors import RunsAtCapacity
 from app.runs.executor import Admission, RunRegistry
 
+# What a refused run is told: runs last seconds to minutes, a place frees up often.
 RETRY_AFTER_SECONDS = 2
 # POST /agents/{agent_id}/runs and POST /agents/{agent_id}/quick-tasks/{task_id}/runs.
 RUN_PATH = re.compile(r"^/agents/[^/]+/(?:quick-tasks/[^/]+/)?runs$")

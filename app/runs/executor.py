@@ -53,8 +53,6 @@ logger = logging.getLogger(__name__)
 
 SAVE_EVERY_SECONDS = 1.0  # the partial answer is saved at least this often while streaming
 MAX_TOOL_ROUNDS = 4  # model calls in one run when it keeps calling server-side tools
-# What a refused run is told: runs last seconds to minutes, a slot frees up often.
-
 # The AG-UI custom event that carries the passages an answer draws on (app/runs/tools.py).
 CITATIONS_EVENT = "citations"
 

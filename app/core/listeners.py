@@ -17,10 +17,13 @@ import socket
 logger = logging.getLogger(__name__)
 
 
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def bind_reuse_port(host: str, port: int) -> socket.socket:
     """A socket bound to (host, port) in the SO_REUSEPORT group; the server calls listen()."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener = socket.socket(_family(host), socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     listener.bind((host, port))
@@ -47,8 +50,7 @@ class WorkerListeners(list[socket.socket]):
         # Fail in the parent, before anything starts, when the port is taken. The probe is a
         # plain socket: one with SO_REUSEPORT would bind beside another `ajc serve` of the same
         # user and silently share its connections.
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
+        with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((host, port))

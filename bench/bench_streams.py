@@ -32,7 +32,7 @@ between passes, so the kernel places them.
 
 Default --max-concurrent 15 per worker, the service's default RUN_MAX_CONCURRENT: on the
 2-core machine this was written on, every admitted run got its first byte within 1 s in every
-pass at 15 (max 0.41-0.92 s over seven passes), in most at 20 to 30 (4 of 5 at 20, 2 of 2 at
+pass at 15 (max 0.41-0.92 s over eight passes), in most at 20 to 30 (4 of 5 at 20, 2 of 2 at
 25, 1 of 2 at 30), in none at 50 (max 1.15-1.33 s); at 100 per worker streams stretch (1.24x)
 and refusals wait seconds behind the streaming runs. What sets the limit: the first bytes of
 the admitted runs wait for the burst's refusals (about 0.5 ms each, mostly uvicorn's own

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from app.conversations import retention
 from app.core.db import create_engine, create_sessionmaker
 from tests.conftest import DatabaseUnderTest
-from tests.runs.conftest import Service, run_input, start_service
+from tests.runs.conftest import Service, new_agent, run_input, start_service
 from tests.runs.test_runs import run
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -49,12 +48,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 async def conversation_with_everything(http: httpx.AsyncClient, service: Service) -> str:
     """A thread with messages (a no-LLM run), a file and its chunks, and a thread state."""
-    agent = await http.post(
-        f"{service.base_url}/agents",
-        json={"slug": f"r-{uuid.uuid4().hex[:8]}", "name": "Keeps"},
-        headers=service.headers(),
-    )
-    agent_id = agent.json()["id"]
+    agent_id = await new_agent(http, service, name="Keeps")
     created = await http.post(
         f"{service.base_url}/conversations", json={"agent_id": agent_id}, headers=service.headers()
     )
@@ -196,12 +190,7 @@ def ajc(service: Service, *arguments: str) -> subprocess.CompletedProcess[str]:
 async def test_many_inactive_conversations_are_counted_once_and_purged_in_batches(
     http: httpx.AsyncClient, service: Service
 ) -> None:
-    agent = await http.post(
-        f"{service.base_url}/agents",
-        json={"slug": f"r-{uuid.uuid4().hex[:8]}", "name": "Many"},
-        headers=service.headers(),
-    )
-    agent_id = agent.json()["id"]
+    agent_id = await new_agent(http, service, name="Many")
     threads = []
     for _ in range(5):
         created = await http.post(
@@ -241,12 +230,7 @@ async def test_ajc_cleanup_dry_run_reports_and_deletes_nothing(
 async def test_ajc_ingest_adds_a_source_and_ingests_it_with_progress(
     http: httpx.AsyncClient, service: Service
 ) -> None:
-    agent = await http.post(
-        f"{service.base_url}/agents",
-        json={"slug": f"i-{uuid.uuid4().hex[:8]}", "name": "Ingests"},
-        headers=service.headers(),
-    )
-    agent_id = agent.json()["id"]
+    agent_id = await new_agent(http, service, name="Ingests")
 
     done = await asyncio.to_thread(
         ajc, service, "ingest", str(SAMPLES / "handbook.md"), "--agent", agent_id

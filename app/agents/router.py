@@ -1,6 +1,6 @@
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
 from app.agents import quick_tasks, service
 from app.agents.schemas import (
@@ -45,9 +45,13 @@ async def update_agent(
 
 
 @router.delete("/{agent_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_agent(agent_id: uuid.UUID, session: SessionDep, principal: AdminDep) -> None:
+async def delete_agent(
+    agent_id: uuid.UUID, request: Request, session: SessionDep, principal: AdminDep
+) -> None:
     """Delete an agent the caller's organization owns, with everything under it (admins)."""
-    await service.delete_agent(session, principal, agent_id)
+    await service.delete_agent(
+        session, principal, agent_id, request.app.state.settings.workspaces_dir
+    )
 
 
 @router.get("/{agent_id}/quick-tasks")

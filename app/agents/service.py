@@ -8,6 +8,7 @@ read-only.
 """
 
 import uuid
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +17,7 @@ from app.agents.errors import AgentNotFound, AgentSlugTaken, PlatformAgentReadOn
 from app.agents.models import Agent, OrganizationAgent
 from app.agents.schemas import AgentCreate, AgentGrant, AgentRead, AgentSummary, AgentUpdate
 from app.auth.principal import OrganizationPrincipal
+from app.files import storage
 
 
 async def list_agents(session: AsyncSession, principal: OrganizationPrincipal) -> list[AgentRead]:
@@ -71,9 +73,15 @@ async def update_agent(
 
 
 async def delete_agent(
-    session: AsyncSession, principal: OrganizationPrincipal, agent_id: uuid.UUID
+    session: AsyncSession,
+    principal: OrganizationPrincipal,
+    agent_id: uuid.UUID,
+    workspaces_dir: Path,
 ) -> None:
-    await repository.delete_agent(session, await _get_editable(session, principal, agent_id))
+    """The agent and what its rows cascade to now; its knowledge files once that commits."""
+    agent = await _get_editable(session, principal, agent_id)
+    await repository.delete_agent(session, agent)
+    storage.remove_agent_files_after_commit(session, workspaces_dir, agent.id)
 
 
 async def _get_editable(

@@ -167,7 +167,8 @@ class Settings(BaseSettings):
     )
     run_max_concurrent: int = Field(
         # bench/bench_streams.py on 2 cores: 500 runs opened at once; at 15 per process every
-        # admitted run had its first byte within 1 s in every pass, at 20 in most, at 30 in none.
+        # admitted run had its first byte within 1 s in every pass, at 20-30 in most, at 50 in
+        # none.
         default=15,
         ge=1,
         description="Runs one API process streams at once; the next is refused (503 with "

@@ -111,6 +111,27 @@ def remove_conversation_files_after_commit(
     after_commit(session, lambda: _remove_tree(folder))
 
 
+KNOWLEDGE_FOLDER = "knowledge"  # beside the organization's user folders
+
+
+def knowledge_folder(organization_id: uuid.UUID, agent_id: uuid.UUID) -> str:
+    """Where an agent's knowledge files live, relative to the workspaces folder."""
+    return f"{organization_id}/{KNOWLEDGE_FOLDER}/{agent_id}"
+
+
+def remove_agent_files_after_commit(
+    session: AsyncSession, workspaces_dir: Path, agent_id: uuid.UUID
+) -> None:
+    """Every organization's knowledge files of the agent (a public or platform agent learns
+    for each organization that uses it)."""
+
+    def remove() -> None:
+        for organization_folder in _subfolders(workspaces_dir):
+            _remove_tree(organization_folder / KNOWLEDGE_FOLDER / str(agent_id))
+
+    after_commit(session, remove)
+
+
 def remove_user_files_after_commit(
     session: AsyncSession, workspaces_dir: Path, user_id: uuid.UUID
 ) -> None:

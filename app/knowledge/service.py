@@ -174,7 +174,7 @@ async def store_file_source(
         kind=KnowledgeSourceKind.file,
         name=name or "file",
         storage_path=(
-            f"{organization_id}/knowledge/{agent_id}/"
+            f"{storage.knowledge_folder(organization_id, agent_id)}/"
             f"{source_id}{media_types.EXTENSIONS[media_type]}"
         ),
         media_type=media_type,

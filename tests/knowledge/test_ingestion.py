@@ -209,6 +209,25 @@ async def test_reingesting_replaces_the_chunks_at_once(
     assert not set(after) & set(before)
 
 
+async def test_deleting_an_agent_removes_its_knowledge_files(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    agent_id = await new_agent(http, service)
+    source_id = await add_file(http, service, agent_id, "notes.txt")
+    await settled(http, service, agent_id, 1)
+    [(path,)] = service.rows(
+        "SELECT storage_path FROM agent_knowledge_sources WHERE id = %s", source_id
+    )
+    stored = Path(service.settings.workspaces_dir) / path
+    assert stored.is_file()
+
+    deleted = await http.delete(f"{service.base_url}/agents/{agent_id}", headers=service.headers())
+
+    assert deleted.status_code == 204
+    assert service.rows("SELECT id FROM agent_knowledge_sources WHERE id = %s", source_id) == []
+    assert not stored.parent.exists()
+
+
 async def test_an_embedding_provider_that_is_down_fails_the_source_with_its_reason(
     http: httpx.AsyncClient, service: Service
 ) -> None:

@@ -53,7 +53,8 @@ class FeatureHashingEmbedder:
     dimensions = EMBEDDING_MODELS[HASHING_MODEL]
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return [self.embed_one(text) for text in texts]
+        # CPU work: off the event loop, which the API shares with the in-process worker.
+        return await asyncio.to_thread(lambda: [self.embed_one(text) for text in texts])
 
     def embed_one(self, text: str) -> list[float]:
         words = _WORD.findall(text.lower())

@@ -172,7 +172,7 @@ async def store_file_source(
         organization_id=organization_id,
         agent_id=agent_id,
         kind=KnowledgeSourceKind.file,
-        name=name or "file",
+        name=files_service.clean_name(name),
         storage_path=(
             f"{storage.knowledge_folder(organization_id, agent_id)}/"
             f"{source_id}{media_types.EXTENSIONS[media_type]}"
@@ -279,27 +279,33 @@ async def ingest_source(
         rows, stored_model = await _embed_document(
             data, media_type or "", embedders, model, progress
         )
+        async with sessionmaker() as session, unit_of_work(session):
+            await set_tenant(session, organization_id)
+            if (
+                await repository.get_source(session, organization_id, source_id, for_update=True)
+                is None
+            ):
+                return None
+            await repository.replace_chunks(session, owner, stored_model, rows)
+            await repository.set_source_status(
+                session,
+                organization_id,
+                source_id,
+                KnowledgeSourceStatus.ready,
+                chunk_count=len(rows),
+            )
     except Unreadable as exc:
         await fail(str(exc))
         return None
     except (EmbeddingError, httpx.HTTPError, OSError) as exc:
         await fail(f"{exc} (will retry)")
         raise
-    async with sessionmaker() as session, unit_of_work(session):
-        await set_tenant(session, organization_id)
-        if (
-            await repository.get_source(session, organization_id, source_id, for_update=True)
-            is None
-        ):
-            return None
-        await repository.replace_chunks(session, owner, stored_model, rows)
-        await repository.set_source_status(
-            session,
-            organization_id,
-            source_id,
-            KnowledgeSourceStatus.ready,
-            chunk_count=len(rows),
-        )
+    except Exception:
+        # Anything else (the database refusing the chunks...) must not leave the source
+        # `processing` for good; the details stay in the log, not in what the admin reads.
+        logger.exception("ingestion failed", extra={"source_id": str(source_id)})
+        await fail("Ingestion failed on our side (will retry).")
+        raise
     return len(rows)
 
 
@@ -392,11 +398,12 @@ async def _fetch(url: str, settings: Settings) -> tuple[bytes, str]:
         ):
             if response.status_code != 200:
                 raise Unreadable(f"{url} answered {response.status_code}.")
-            data = b""
+            received = bytearray()
             async for piece in response.aiter_bytes():
-                data += piece
-                if len(data) > settings.file_max_bytes:
+                received += piece
+                if len(received) > settings.file_max_bytes:
                     raise Unreadable(f"{url} is larger than {settings.file_max_bytes} bytes.")
+            data = bytes(received)
     except httpx.InvalidURL as exc:
         raise Unreadable(f"{url} is not a valid URL.") from exc
     name = urlsplit(url).path.rsplit("/", 1)[-1] or "page.html"

@@ -19,7 +19,11 @@ def force_row_level_security(table: str) -> list[str]:
 
 
 def tenant_isolation(table: str) -> list[str]:
-    """The policy of every table with `organization_id`: read and write one tenant only."""
+    """The policy of every table with `organization_id`: read and write one tenant only.
+
+    One place repeats it by hand: `knowledge_word_matches` (migration 7d2c41e8b6f0), a
+    SECURITY DEFINER function that filters `embeddings` on `app.org_id` itself so full-text
+    search can use its index. A change to this policy must change that function too."""
     return [
         *force_row_level_security(table),
         f"CREATE POLICY tenant_isolation ON {table} "

@@ -59,7 +59,6 @@ logger = logging.getLogger(__name__)
 
 EMBED_BATCH = 64
 INGEST_SOURCE = "knowledge:ingest_source"
-INGEST_FILE = files_service.INGEST_FILE_JOB
 URL_TIMEOUT_SECONDS = 30.0
 
 

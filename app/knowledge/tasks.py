@@ -12,7 +12,7 @@ from app.knowledge import service
 NAMESPACE = "knowledge"
 RETRY = procrastinate.RetryStrategy(max_attempts=4, exponential_wait=5)
 
-assert f"{NAMESPACE}:ingest_file" == INGEST_FILE_JOB == service.INGEST_FILE
+assert f"{NAMESPACE}:ingest_file" == INGEST_FILE_JOB
 assert f"{NAMESPACE}:ingest_source" == service.INGEST_SOURCE
 
 

@@ -28,6 +28,11 @@ from ag_ui.core import (
 from app.conversations.models import Message, MessageRole
 
 
+def file_parts(message: Message) -> list[dict[str, Any]]:
+    """The parts of a message that name a file of its conversation (`{"type": "file", ...}`)."""
+    return [part for part in message.parts or [] if part.get("type") == "file"]
+
+
 def to_ag_ui(message: Message) -> dict[str, Any]:
     identifier = message.external_id or str(message.id)
     agui: Any
@@ -57,7 +62,7 @@ def to_ag_ui(message: Message) -> dict[str, Any]:
     elif message.role == MessageRole.developer:
         agui = DeveloperMessage(id=identifier, content=message.content)
     else:
-        files = [part for part in message.parts if part.get("type") == "file"]
+        files = file_parts(message)
         agui = UserMessage(
             id=identifier,
             content=[TextPart(text=message.content), *map(_media_part, files)]

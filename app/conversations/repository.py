@@ -221,30 +221,32 @@ async def count_owned(
     return dict(row._mapping)
 
 
-async def owners(
-    session: AsyncSession, organization_id: uuid.UUID, conversation_ids: list[uuid.UUID]
+async def delete_inactive(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    conversation_ids: list[uuid.UUID],
+    before: datetime,
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """(user id, conversation id) of each: where their files live."""
+    """Delete those still inactive since `before` (one may have come back to life since it
+    was listed); (user id, conversation id) of each deleted: where their files live."""
     rows = await session.execute(
-        select(Conversation.user_id, Conversation.id).where(
-            Conversation.organization_id == organization_id, Conversation.id.in_(conversation_ids)
+        delete(Conversation)
+        .where(
+            Conversation.organization_id == organization_id,
+            Conversation.id.in_(conversation_ids),
+            Conversation.last_activity_at < before,
         )
+        .returning(Conversation.user_id, Conversation.id)
     )
     return [(user_id, conversation_id) for user_id, conversation_id in rows]
 
 
-async def delete_many(
+async def existing_ids(
     session: AsyncSession, organization_id: uuid.UUID, conversation_ids: list[uuid.UUID]
-) -> None:
-    await session.execute(
-        delete(Conversation).where(
+) -> set[uuid.UUID]:
+    ids = await session.scalars(
+        select(Conversation.id).where(
             Conversation.organization_id == organization_id, Conversation.id.in_(conversation_ids)
         )
-    )
-
-
-async def all_ids(session: AsyncSession, organization_id: uuid.UUID) -> set[uuid.UUID]:
-    ids = await session.scalars(
-        select(Conversation.id).where(Conversation.organization_id == organization_id)
     )
     return set(ids)

@@ -100,9 +100,8 @@ async def _purge_organization(
             report.add(await repository.count_owned(session, organization_id, ids))
             if dry_run:
                 continue
-            folders = await repository.owners(session, organization_id, ids)
-            await repository.delete_many(session, organization_id, ids)
-            for user_id, conversation_id in folders:
+            deleted = await repository.delete_inactive(session, organization_id, ids, before)
+            for user_id, conversation_id in deleted:
                 storage.remove_conversation_files_after_commit(
                     session, workspaces_dir, organization_id, user_id, conversation_id
                 )
@@ -115,23 +114,30 @@ async def _remove_orphan_folders(
     report: Report,
 ) -> None:
     """Conversation folders whose conversation is gone (a crash between a commit and the
-    removal of its bytes)."""
+    removal of its bytes, rows cascaded from a deleted agent or user).
+
+    The folders are listed before the database is asked: a folder exists only once its
+    conversation has committed (uploads go to existing conversations), so one listed here
+    and missing from the database is really gone, whatever commits meanwhile."""
     organization_folder = workspaces_dir / str(organization_id)
-    if not organization_folder.is_dir():
+    folders = [
+        folder
+        for user_folder in storage.subfolders(organization_folder)
+        if _is_uuid(user_folder.name)  # not knowledge/, which belongs to agents
+        for folder in storage.subfolders(user_folder)
+        if _is_uuid(folder.name)
+    ]
+    if not folders:
         return
     async with sessionmaker() as session:
         await set_tenant(session, organization_id)
-        existing = {
-            str(conversation_id)
-            for conversation_id in await repository.all_ids(session, organization_id)
-        }
-    for user_folder in organization_folder.iterdir():
-        if not user_folder.is_dir() or not _is_uuid(user_folder.name):
-            continue  # e.g. knowledge/, which belongs to agents
-        for folder in user_folder.iterdir():
-            if folder.is_dir() and _is_uuid(folder.name) and folder.name not in existing:
-                shutil.rmtree(folder)
-                report.orphan_folders += 1
+        existing = await repository.existing_ids(
+            session, organization_id, [uuid.UUID(folder.name) for folder in folders]
+        )
+    for folder in folders:
+        if uuid.UUID(folder.name) not in existing:
+            shutil.rmtree(folder)
+            report.orphan_folders += 1
 
 
 def _remove_stale_uploads(workspaces_dir: Path, now: datetime) -> int:

@@ -20,7 +20,7 @@ from app.conversations.errors import (
     ConversationReadOnly,
     ThreadOfAnotherAgent,
 )
-from app.conversations.messages import to_ag_ui
+from app.conversations.messages import file_parts, to_ag_ui
 from app.conversations.models import Conversation, ConversationVisibility, Message
 from app.conversations.schemas import (
     ConversationCreate,
@@ -186,8 +186,7 @@ async def add_messages(session: AsyncSession, messages: list[Message]) -> None:
     links = [
         (message.id, uuid.UUID(part["file_id"]))
         for message in messages
-        for part in message.parts or []
-        if part.get("type") == "file"
+        for part in file_parts(message)
     ]
     if links:
         await repository.link_files(session, messages[0].organization_id, links)

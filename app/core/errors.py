@@ -24,12 +24,9 @@ class AppError(Exception):
     problem: str = "internal-error"
     title: str = "Internal Server Error"
 
-    def __init__(
-        self, detail: str | None = None, *, headers: dict[str, str] | None = None, **extensions: Any
-    ) -> None:
+    def __init__(self, detail: str | None = None, **extensions: Any) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
-        self.headers = headers
         self.extensions = extensions
 
 
@@ -139,13 +136,7 @@ def problem_response(
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     return problem_response(
-        request,
-        exc.status_code,
-        exc.problem,
-        exc.title,
-        exc.detail,
-        headers=exc.headers,
-        **exc.extensions,
+        request, exc.status_code, exc.problem, exc.title, exc.detail, **exc.extensions
     )
 
 

@@ -126,7 +126,7 @@ def remove_agent_files_after_commit(
     for each organization that uses it)."""
 
     def remove() -> None:
-        for organization_folder in _subfolders(workspaces_dir):
+        for organization_folder in subfolders(workspaces_dir):
             _remove_tree(organization_folder / KNOWLEDGE_FOLDER / str(agent_id))
 
     after_commit(session, remove)
@@ -136,13 +136,13 @@ def remove_user_files_after_commit(
     session: AsyncSession, workspaces_dir: Path, user_id: uuid.UUID
 ) -> None:
     def remove() -> None:
-        for organization_folder in _subfolders(workspaces_dir):
+        for organization_folder in subfolders(workspaces_dir):
             _remove_tree(organization_folder / str(user_id))
 
     after_commit(session, remove)
 
 
-def _subfolders(folder: Path) -> list[Path]:
+def subfolders(folder: Path) -> list[Path]:
     return [child for child in folder.iterdir() if child.is_dir()] if folder.is_dir() else []
 
 

@@ -21,7 +21,7 @@ from app.agents import quick_tasks
 from app.agents import service as agents_service
 from app.auth.principal import OrganizationPrincipal
 from app.conversations import service as conversations_service
-from app.conversations.messages import to_ag_ui
+from app.conversations.messages import file_parts, to_ag_ui
 from app.conversations.models import Message, MessageRole, MessageStatus
 from app.core.errors import UnprocessableContent
 from app.core.settings import Settings
@@ -216,10 +216,6 @@ def _attached_file_ids(message: Any) -> list[uuid.UUID]:
     return ids
 
 
-def _files_of(message: Message) -> list[dict[str, Any]]:
-    return [part for part in message.parts or [] if part.get("type") == "file"]
-
-
 def _text_of(message: Any) -> tuple[str, str, str]:
     content = getattr(message, "content", None)
     if isinstance(content, list):
@@ -250,10 +246,10 @@ def _model_messages(instructions: str, history: list[Message]) -> list[dict[str,
             messages.append(
                 {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
             )
-        elif message.role == MessageRole.user and (message.content or _files_of(message)):
+        elif message.role == MessageRole.user and (message.content or file_parts(message)):
             notes = [
                 f"[Attached file {part['name']!r} ({part['media_type']}), id {part['file_id']}]"
-                for part in _files_of(message)
+                for part in file_parts(message)
             ]
             messages.append({"role": "user", "content": "\n\n".join([message.content, *notes])})
     return messages

@@ -3,8 +3,10 @@
 - `all-MiniLM-L6-v2` (384-d, the default): computed in this process by the local model when
   the `local-embeddings` extra is installed (README); without it, by the feature-hashing
   embedder below, logged once and stored under its own name (`feature-hashing-384`), so
-  vectors of different spaces are never compared: chunks ingested without the model are
-  found again by their words (full-text search) until they are re-ingested with it.
+  vectors of different spaces are never compared. Searches look only at chunks of the
+  agent's current model (both halves: vectors and words), so chunks ingested without the
+  local model are not found once it is installed until their sources are ingested again
+  (`POST …/knowledge-sources/{id}/ingest`); nothing does that by itself yet.
 - `feature-hashing-384`: a deterministic bag of words and word pairs hashed into 384
   signed buckets. No model, no download, no meaning beyond shared words: the fallback, not a
   choice for production.

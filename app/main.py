@@ -13,7 +13,13 @@ from app.auth.clerk import create_token_verifier
 from app.auth.service import IdentityCache
 from app.conversations.router import router as conversations_router
 from app.core import migrations
-from app.core.db import TransactionalRoute, create_engine, create_sessionmaker
+from app.core.db import (
+    Database,
+    TransactionalRoute,
+    create_driver_pool,
+    create_engine,
+    create_sessionmaker,
+)
 from app.core.embedded import open_database
 from app.core.errors import register_error_handlers
 from app.core.logging import configure_logging
@@ -82,7 +88,12 @@ def create_app(
             await stack.enter_async_context(cancellation.listening(engine, app.state.run_registry))
             app.state.engine = engine
             app.state.sessionmaker = sessionmaker
-            app.state.open_session = sessionmaker  # what a request's unit of work opens
+            driver_pool = await create_driver_pool(urls.app, settings)
+            stack.push_async_callback(driver_pool.close)
+            # What a request's unit of work opens.
+            app.state.database = Database(
+                sessionmaker, driver_pool, settings.database_pool_timeout_seconds
+            )
             app.state.job_queue = job_queue
             app.state.head_revision = migrations.head_revision()
             # anyio imports its asyncio backend when first asked for it: by the first streamed

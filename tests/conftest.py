@@ -3,16 +3,22 @@
 One cluster (under `.data/test-postgres`, reused between runs, so a run starts in about a
 second), one fresh database per session migrated to head, and each test inside a transaction
 that is rolled back at its end: tests are independent and the suite stays fast as it grows.
-Requests made through the app use that same transaction (`app.state.open_session` is replaced), so a
+Requests made through the app use that same transaction (`app.state.database` is replaced), so a
 test sees what its requests wrote and nothing survives it.
 """
 
 import os
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    asynccontextmanager,
+    contextmanager,
+    nullcontext,
+)
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -20,6 +26,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 from app.core import migrations
+from app.core.db import Database, driver_connection
 from app.core.embedded import EmbeddedPostgres, Roles
 from app.core.settings import Settings
 from app.main import create_app
@@ -134,15 +141,25 @@ async def running_app(
     """The app with its lifespan, its requests on the test's transaction."""
     app = create_app(settings, http_transport=http_transport)
 
-    @asynccontextmanager
-    async def test_session() -> AsyncIterator[AsyncSession]:
-        # Every request on the test's transaction: its commit releases a savepoint, and the
-        # session stays open for the test to look at the rows.
-        yield session
-
     async with LifespanManager(app):
-        app.state.open_session = test_session
+        app.state.database = OnTestTransaction(session)
         yield app
+
+
+class OnTestTransaction(Database):
+    """A request's session is the test's session: its commit releases a savepoint, and it
+    stays open for the test to look at the rows. A request's driver connection is the one
+    under it, already in the test's transaction: its unit of work takes a savepoint too."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._test_session = session
+
+    def open_session(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return nullcontext(self._test_session)
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        yield await driver_connection(self._test_session)
 
 
 @pytest.fixture

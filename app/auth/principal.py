@@ -9,11 +9,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, Request
 
 from app.auth import service
 from app.auth.errors import AdminRequired, InvalidToken, MissingToken, OrganizationRequired
-from app.core.db import SessionDep
+from app.core.db import UnitOfWorkDep
 from app.organizations.models import MembershipRole
 
 
@@ -90,12 +91,12 @@ def session_token(request: Request) -> str:
     raise MissingToken("Sign in: no `Authorization: Bearer` header or `__session` cookie.")
 
 
-async def get_principal(request: Request, session: SessionDep) -> Principal:
+async def get_principal(request: Request, work: UnitOfWorkDep) -> Principal:
     claims = await request.app.state.token_verifier.verify(session_token(request))
     identity = identity_from_claims(claims)
-    # Also scopes the session to the organization and user (row-level security).
+    # Also scopes the request's transaction to the organization and user (row-level security).
     user_id, organization_id = await service.resolve_identity(
-        session, identity, request.app.state.identity_cache, claims["exp"]
+        work, identity, request.app.state.identity_cache, claims["exp"]
     )
     if organization_id is None or identity.clerk_organization_id is None or identity.role is None:
         return Principal(user_id, identity.clerk_user_id, None, None, None)
@@ -129,3 +130,12 @@ async def get_admin_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 OrganizationPrincipalDep = Annotated[OrganizationPrincipal, Depends(get_organization_principal)]
 AdminDep = Annotated[OrganizationPrincipal, Depends(get_admin_principal)]
+
+
+async def get_caller_connection(principal: PrincipalDep, work: UnitOfWorkDep) -> asyncpg.Connection:
+    """The request's driver connection (`RequestUnitOfWork`), scoped to the caller: taken
+    after the principal, so its transaction begins with the tenant, in one round trip."""
+    return await work.connection()
+
+
+CallerConnectionDep = Annotated[asyncpg.Connection, Depends(get_caller_connection)]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.errors import InvalidToken
-from app.core.db import after_commit, set_tenant
+from app.core.db import RequestUnitOfWork, after_commit
 from app.organizations import service as organizations_service
 from app.users import service as users_service
 from app.webhooks import service as webhooks_service
@@ -46,14 +46,16 @@ class IdentityCache:
 
 
 async def resolve_identity(
-    session: AsyncSession, identity: "Identity", cache: IdentityCache, expires_at: float
+    work: RequestUnitOfWork, identity: "Identity", cache: IdentityCache, expires_at: float
 ) -> Resolved:
-    """Our user (and organization) ids for the identity; the session is left scoped to them
-    (row-level security), whichever path found them."""
+    """Our user (and organization) ids for the identity; the request's unit of work is left
+    scoped to them (row-level security), whichever path found them. A cached identity opens
+    no transaction: the tenant goes with the route's first statement."""
     cached = cache.get(identity)
     if cached is not None:
-        await set_tenant(session, cached[1], cached[0])
+        await work.scope(cached[1], cached[0])
         return cached
+    session = await work.session()
     user_id = await users_service.find_id(session, identity.clerk_user_id)
     if user_id is None:
         await _refuse_if_deleted(session, "user", identity.clerk_user_id)
@@ -68,7 +70,7 @@ async def resolve_identity(
             organization_id = await organizations_service.provision(
                 session, identity.clerk_organization_id, slug=identity.organization_slug
             )
-    await set_tenant(session, organization_id, user_id)
+    await work.scope(organization_id, user_id)
     if organization_id is not None and identity.role is not None:
         await organizations_service.ensure_membership_role(
             session, organization_id, user_id, identity.role

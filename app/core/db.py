@@ -15,7 +15,7 @@ import anyio
 import asyncpg
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -27,6 +27,13 @@ from sqlalchemy.ext.asyncio import (
 from app.core.settings import Settings
 
 
+def _server_settings(settings: Settings) -> dict[str, str]:
+    return {
+        "application_name": "ajc",
+        "statement_timeout": str(settings.database_statement_timeout_ms),
+    }
+
+
 def create_engine(url: str, settings: Settings) -> AsyncEngine:
     engine = create_async_engine(
         url,
@@ -34,10 +41,7 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         max_overflow=settings.database_max_overflow,
         pool_timeout=settings.database_pool_timeout_seconds,
         connect_args={
-            "server_settings": {
-                "application_name": "ajc",
-                "statement_timeout": str(settings.database_statement_timeout_ms),
-            },
+            "server_settings": _server_settings(settings),
             "timeout": settings.database_pool_timeout_seconds,
         },
     )
@@ -62,6 +66,54 @@ def _discard_closed_connection(
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def create_driver_pool(url: str, settings: Settings) -> asyncpg.Pool:
+    """asyncpg's own pool, for requests that read on the driver (`RequestUnitOfWork`).
+
+    Connections open on demand (none at start), up to the same bound as the engine's pool.
+    Giving one back costs no round trip: asyncpg always rolls back a transaction left open,
+    and the request path leaves no other session state (its settings are transaction-local;
+    it never LISTENs or takes advisory locks), so its default reset (`RESET ALL`, `UNLISTEN
+    *`, ...: one more round trip per request) has nothing to do.
+    """
+
+    async def keep_session(connection: asyncpg.Connection) -> None:
+        pass
+
+    return await asyncpg.create_pool(
+        make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
+        min_size=0,
+        max_size=settings.database_pool_size + settings.database_max_overflow,
+        timeout=settings.database_pool_timeout_seconds,
+        server_settings=_server_settings(settings),
+        reset=keep_session,
+    )
+
+
+class Database:
+    """Where a request's unit of work takes its transaction from: an ORM session (SQLAlchemy's
+    pool) or a driver connection (asyncpg's pool). The tests give one whose both forms are
+    the test's own transaction."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        pool: asyncpg.Pool,
+        acquire_timeout_seconds: float,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._pool = pool
+        self._acquire_timeout_seconds = acquire_timeout_seconds
+
+    def open_session(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return self._sessionmaker()
+
+    def acquire(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        acquiring: AbstractAsyncContextManager[asyncpg.Connection] = self._pool.acquire(
+            timeout=self._acquire_timeout_seconds
+        )
+        return acquiring
 
 
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
@@ -101,6 +153,52 @@ async def set_tenant(
     )
 
 
+Tenant = tuple[uuid.UUID | None, uuid.UUID | None]
+"""(organization id, user id); None for either means none."""
+
+NO_TENANT: Tenant = (None, None)
+
+
+def _tenant_statement(tenant: Tenant) -> str:
+    """`set_tenant`'s statement with its values written in, for the simple-query protocol
+    (which takes no parameters) to send it together with BEGIN. The values are UUIDs, checked
+    here: no text from a request reaches the SQL."""
+
+    def literal(value: uuid.UUID | None) -> str:
+        if value is None:
+            return "''"
+        if not isinstance(value, uuid.UUID):
+            raise TypeError(f"a tenant is a UUID, not {type(value).__name__}")
+        return f"'{value}'"
+
+    organization_id, user_id = tenant
+    return (
+        f"SELECT set_config('app.org_id', {literal(organization_id)}, true), "
+        f"set_config('app.user_id', {literal(user_id)}, true)"
+    )
+
+
+@asynccontextmanager
+async def driver_transaction(
+    connection: asyncpg.Connection, tenant: Tenant
+) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction on a driver connection, begun and scoped to the tenant in one round
+    trip; committed if the block succeeds, rolled back if anything escapes it. On a
+    connection already in a transaction (the tests'), a savepoint."""
+    if connection.is_in_transaction():
+        begin = "SAVEPOINT request"
+        commit, rollback = "RELEASE SAVEPOINT request", "ROLLBACK TO SAVEPOINT request"
+    else:
+        begin, commit, rollback = "BEGIN", "COMMIT", "ROLLBACK"
+    await connection.execute(f"{begin}; {_tenant_statement(tenant)}")
+    try:
+        yield connection
+    except BaseException:
+        await connection.execute(rollback)
+        raise
+    await connection.execute(commit)
+
+
 def after_commit(session: AsyncSession, action: Callable[[], None]) -> None:
     """Run `action` once the session's transaction has committed, never if it rolls back:
     for effects outside the database (removing files) that must follow the rows they belong
@@ -135,19 +233,58 @@ async def unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
 
 
 class RequestUnitOfWork:
-    """The request's one session and transaction, opened on first use: a request that never
-    touches the database (`/healthz`) costs nothing here."""
+    """The request's one transaction, opened on first use (a request that never touches the
+    database, `/healthz`, costs nothing here), in one of two forms:
 
-    def __init__(self, open_session: Callable[[], AbstractAsyncContextManager[AsyncSession]]):
-        self._open_session = open_session
+    - an ORM session (`SessionDep`), for everything that writes or loads models;
+    - a driver connection (`CallerConnectionDep`), for the hot reads: the connection comes
+      from asyncpg's pool and its BEGIN carries the tenant, so `GET /me` is three round trips
+      and none of SQLAlchemy's session and pool machinery, which cost several times the
+      round trips themselves (bench/bench_auth.py, profiled).
+
+    A request that has its session gets the driver connection under it (same transaction);
+    one that began on a driver connection cannot open a session afterwards (that would be a
+    second transaction): a route that needs both asks for the session first.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
         self._stack = AsyncExitStack()
         self._session: AsyncSession | None = None
+        self._connection: asyncpg.Connection | None = None
+        self._tenant = NO_TENANT
+
+    async def scope(self, organization_id: uuid.UUID | None, user_id: uuid.UUID) -> None:
+        """Act for this organization and user (row-level security) from here on: now if the
+        transaction is open, else as it begins."""
+        self._tenant = (organization_id, user_id)
+        if self._session is not None:
+            await set_tenant(self._session, organization_id, user_id)
+        elif self._connection is not None:
+            await self._connection.execute(_tenant_statement(self._tenant))
 
     async def session(self) -> AsyncSession:
         if self._session is None:
-            session = await self._stack.enter_async_context(self._open_session())
+            if self._connection is not None:
+                raise RuntimeError(
+                    "this request's transaction is on a driver connection: "
+                    "take the session before the connection"
+                )
+            session = await self._stack.enter_async_context(self._database.open_session())
             self._session = await self._stack.enter_async_context(unit_of_work(session))
+            if self._tenant != NO_TENANT:
+                await set_tenant(self._session, *self._tenant)
         return self._session
+
+    async def connection(self) -> asyncpg.Connection:
+        if self._session is not None:
+            return await driver_connection(self._session)
+        if self._connection is None:
+            connection = await self._stack.enter_async_context(self._database.acquire())
+            self._connection = await self._stack.enter_async_context(
+                driver_transaction(connection, self._tenant)
+            )
+        return self._connection
 
     async def __aenter__(self) -> "RequestUnitOfWork":
         return self
@@ -177,7 +314,7 @@ class TransactionalRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
-            async with RequestUnitOfWork(request.app.state.open_session) as work:
+            async with RequestUnitOfWork(request.app.state.database) as work:
                 request.scope[_UNIT_OF_WORK] = work
                 return await handler(request)
 
@@ -187,13 +324,18 @@ class TransactionalRoute(APIRoute):
 _UNIT_OF_WORK = "app.unit_of_work"
 
 
-async def get_session(request: Request) -> AsyncSession:
-    """The request's session (one per request; `TransactionalRoute` is the only place that
-    commits it)."""
+def get_unit_of_work(request: Request) -> RequestUnitOfWork:
     work: RequestUnitOfWork | None = request.scope.get(_UNIT_OF_WORK)
     if work is None:
         raise RuntimeError(f"{request.url.path}: its router needs route_class=TransactionalRoute")
-    return await work.session()
+    return work
+
+
+async def get_session(request: Request) -> AsyncSession:
+    """The request's session (one per request; `TransactionalRoute` is the only place that
+    commits it)."""
+    return await get_unit_of_work(request).session()
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+UnitOfWorkDep = Annotated[RequestUnitOfWork, Depends(get_unit_of_work)]

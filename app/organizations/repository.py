@@ -6,10 +6,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import driver_connection
 from app.core.repository import insert_or_get_id, upsert_if_newer
 from app.organizations.models import Membership, MembershipRole, Organization
-from app.organizations.schemas import OrganizationMembershipView
 
 
 async def get_id_by_clerk_id(session: AsyncSession, clerk_id: str) -> uuid.UUID | None:
@@ -97,22 +95,6 @@ async def delete_membership(
             Membership.organization_id == organization_id, Membership.user_id == user_id
         )
     )
-
-
-async def list_memberships_of_user(
-    session: AsyncSession, user_id: uuid.UUID
-) -> list[OrganizationMembershipView]:
-    """Every organization the user belongs to (row-level security lets a user read their own
-    memberships in all organizations). On every page load (`/me`): straight to the driver
-    (see `driver_connection`)."""
-    connection = await driver_connection(session)
-    rows = await connection.fetch(
-        "SELECT o.id, o.clerk_id, o.name, o.slug, m.role FROM memberships m "
-        "JOIN organizations o ON o.id = m.organization_id "
-        "WHERE m.user_id = $1 ORDER BY o.name, o.id",
-        user_id,
-    )
-    return [OrganizationMembershipView.model_validate(dict(row)) for row in rows]
 
 
 async def list_ids(session: AsyncSession) -> list[uuid.UUID]:

@@ -18,7 +18,6 @@ from app.core.db import set_tenant
 from app.files import storage as file_storage
 from app.organizations import repository
 from app.organizations.models import MembershipRole
-from app.organizations.schemas import OrganizationMembershipView
 
 
 async def find_id(session: AsyncSession, clerk_id: str) -> uuid.UUID | None:
@@ -72,12 +71,6 @@ async def delete_membership(
 ) -> None:
     await set_tenant(session, organization_id, user_id)
     await repository.delete_membership(session, organization_id, user_id)
-
-
-async def list_for_user(
-    session: AsyncSession, user_id: uuid.UUID
-) -> list[OrganizationMembershipView]:
-    return await repository.list_memberships_of_user(session, user_id)
 
 
 async def list_ids(session: AsyncSession) -> list[uuid.UUID]:

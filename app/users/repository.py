@@ -2,23 +2,55 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import driver_connection
 from app.core.repository import insert_or_get_id, upsert_if_newer
+from app.organizations.schemas import OrganizationMembershipView
 from app.users.models import User
 from app.users.schemas import UserView
 
+_WITH_MEMBERSHIPS = (
+    "SELECT u.id, u.clerk_id, u.email, u.first_name, u.last_name, u.image_url, "
+    "o.id AS organization_id, o.clerk_id AS organization_clerk_id, o.name, o.slug, m.role "
+    "FROM users u "
+    "LEFT JOIN (memberships m JOIN organizations o ON o.id = m.organization_id) "
+    "ON m.user_id = u.id "
+    "WHERE u.id = $1 ORDER BY o.name, o.id"
+)
 
-async def get_view(session: AsyncSession, user_id: uuid.UUID) -> UserView | None:
-    """On every page load (`/me`): straight to the driver (see `driver_connection`)."""
-    connection = await driver_connection(session)
-    row = await connection.fetchrow(
-        "SELECT id, clerk_id, email, first_name, last_name, image_url FROM users WHERE id = $1",
-        user_id,
+
+async def get_with_memberships(
+    connection: asyncpg.Connection, user_id: uuid.UUID
+) -> tuple[UserView, list[OrganizationMembershipView]] | None:
+    """The user and every organization they belong to (row-level security lets a user read
+    their own memberships in all organizations), in one round trip: a row per membership,
+    or one without an organization."""
+    rows = await connection.fetch(_WITH_MEMBERSHIPS, user_id)
+    if not rows:
+        return None
+    first = rows[0]
+    user = UserView(
+        id=first["id"],
+        clerk_id=first["clerk_id"],
+        email=first["email"],
+        first_name=first["first_name"],
+        last_name=first["last_name"],
+        image_url=first["image_url"],
     )
-    return UserView.model_validate(dict(row)) if row is not None else None
+    memberships = [
+        OrganizationMembershipView(
+            id=row["organization_id"],
+            clerk_id=row["organization_clerk_id"],
+            name=row["name"],
+            slug=row["slug"],
+            role=row["role"],
+        )
+        for row in rows
+        if row["organization_id"] is not None
+    ]
+    return user, memberships
 
 
 async def get_id_by_clerk_id(session: AsyncSession, clerk_id: str) -> uuid.UUID | None:

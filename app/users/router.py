@@ -1,7 +1,7 @@
 from fastapi import APIRouter
 
-from app.auth.principal import PrincipalDep
-from app.core.db import SessionDep, TransactionalRoute
+from app.auth.principal import CallerConnectionDep, PrincipalDep
+from app.core.db import TransactionalRoute
 from app.users import service
 from app.users.schemas import Me
 
@@ -9,7 +9,7 @@ router = APIRouter(tags=["users"], route_class=TransactionalRoute)
 
 
 @router.get("/me")
-async def read_me(session: SessionDep, principal: PrincipalDep) -> Me:
+async def read_me(principal: PrincipalDep, connection: CallerConnectionDep) -> Me:
     """The caller, the organization the token acts for (with the role), and every
     organization the caller belongs to."""
-    return await service.describe(session, principal)
+    return await service.describe(connection, principal)

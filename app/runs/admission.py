@@ -74,7 +74,8 @@ def route_path(scope: Scope) -> str:
     return path
 
 
-def admission(request: Request) -> Admission:
+async def admission(request: Request) -> Admission:
+    """`async`: a plain `def` dependency would run in FastAPI's thread pool."""
     admission: Admission = getattr(request.state, STATE_KEY)
     return admission
 

@@ -2,6 +2,7 @@
 and nothing of it is kept when the route fails; whether the route works on the ORM session or
 reads on the driver connection, it acts for the caller's organization and user."""
 
+import inspect
 import uuid
 from collections.abc import Sequence
 
@@ -36,6 +37,20 @@ def test_every_route_has_the_unit_of_work(app: FastAPI) -> None:
     routes = api_routes(app.routes)
     assert len(routes) > 20
     assert [route.path for route in routes if not isinstance(route, TransactionalRoute)] == []
+
+
+def test_every_dependency_runs_on_the_event_loop(app: FastAPI) -> None:
+    """FastAPI runs a plain `def` dependency in its thread pool: a thread hand-off on every
+    request that uses it."""
+    blocking: set[str] = set()
+    pending = [route.dependant for route in api_routes(app.routes)]
+    while pending:
+        dependant = pending.pop()
+        for dependency in dependant.dependencies:
+            if not inspect.iscoroutinefunction(dependency.call):
+                blocking.add(getattr(dependency.call, "__qualname__", repr(dependency.call)))
+            pending.append(dependency)
+    assert blocking == set()
 
 
 @pytest.fixture

@@ -5,11 +5,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import delete, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import Agent, AgentQuickTask, AgentVisibility, OrganizationAgent
+from app.agents.schemas import AgentGrant, AgentSummary
 from app.core.repository import add_unless_duplicate
 
 
@@ -92,16 +94,34 @@ async def get_grantable(
     return agent
 
 
+_GRANTED = (
+    "SELECT a.id, a.slug, a.name, a.description, a.visibility, a.owner_organization_id, "
+    "g.created_at, g.granted_by_user_id "
+    "FROM organization_agents g JOIN agents a ON a.id = g.agent_id "
+    "WHERE g.organization_id = $1 ORDER BY a.name, a.id"
+)
+
+
 async def list_granted(
-    session: AsyncSession, organization_id: uuid.UUID
-) -> list[tuple[Agent, OrganizationAgent]]:
-    rows = await session.execute(
-        select(Agent, OrganizationAgent)
-        .join(OrganizationAgent, OrganizationAgent.agent_id == Agent.id)
-        .where(OrganizationAgent.organization_id == organization_id)
-        .order_by(Agent.name, Agent.id)
-    )
-    return [(agent, grant) for agent, grant in rows.all()]
+    connection: asyncpg.Connection, organization_id: uuid.UUID
+) -> list[AgentGrant]:
+    """On page loads: one query on the driver connection (`RequestUnitOfWork`), the agents'
+    summary columns only."""
+    return [
+        AgentGrant(
+            agent=AgentSummary(
+                id=row["id"],
+                slug=row["slug"],
+                name=row["name"],
+                description=row["description"],
+                visibility=row["visibility"],
+                owner_organization_id=row["owner_organization_id"],
+            ),
+            granted_at=row["created_at"],
+            granted_by_user_id=row["granted_by_user_id"],
+        )
+        for row in await connection.fetch(_GRANTED, organization_id)
+    ]
 
 
 async def get_grant(

@@ -10,6 +10,7 @@ read-only.
 import uuid
 from pathlib import Path
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import repository
@@ -104,12 +105,9 @@ async def seed_platform_agents(session: AsyncSession, definitions: list[AgentCre
 
 
 async def list_granted_agents(
-    session: AsyncSession, principal: OrganizationPrincipal
+    connection: asyncpg.Connection, principal: OrganizationPrincipal
 ) -> list[AgentGrant]:
-    return [
-        _grant_view(agent, grant)
-        for agent, grant in await repository.list_granted(session, principal.organization_id)
-    ]
+    return await repository.list_granted(connection, principal.organization_id)
 
 
 async def grant_agent_access(

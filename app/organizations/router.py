@@ -4,7 +4,7 @@ from fastapi import APIRouter, Response, status
 
 from app.agents import service as agents_service
 from app.agents.schemas import AgentGrant
-from app.auth.principal import AdminDep, OrganizationPrincipalDep
+from app.auth.principal import AdminDep, CallerConnectionDep, OrganizationPrincipalDep
 from app.core.db import SessionDep, TransactionalRoute
 
 router = APIRouter(
@@ -14,10 +14,10 @@ router = APIRouter(
 
 @router.get("/agents")
 async def list_organization_agents(
-    session: SessionDep, principal: OrganizationPrincipalDep
+    principal: OrganizationPrincipalDep, connection: CallerConnectionDep
 ) -> list[AgentGrant]:
     """The agents the caller's organization may use."""
-    return await agents_service.list_granted_agents(session, principal)
+    return await agents_service.list_granted_agents(connection, principal)
 
 
 @router.put(

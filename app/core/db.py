@@ -71,7 +71,8 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 async def create_driver_pool(url: str, settings: Settings) -> asyncpg.Pool:
     """asyncpg's own pool, for requests that read on the driver (`RequestUnitOfWork`).
 
-    Connections open on demand (none at start), up to the same bound as the engine's pool.
+    Connections open on demand (none at start), up to the engine's pool size (without its
+    overflow: more did not serve `GET /me` faster at 64 clients, bench/bench_auth.py).
     Giving one back costs no round trip: asyncpg always rolls back a transaction left open,
     and the request path leaves no other session state (its settings are transaction-local;
     it never LISTENs or takes advisory locks), so its default reset (`RESET ALL`, `UNLISTEN
@@ -84,7 +85,7 @@ async def create_driver_pool(url: str, settings: Settings) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
         min_size=0,
-        max_size=settings.database_pool_size + settings.database_max_overflow,
+        max_size=settings.database_pool_size,
         timeout=settings.database_pool_timeout_seconds,
         server_settings=_server_settings(settings),
         reset=keep_session,

@@ -54,9 +54,15 @@ class Settings(BaseSettings):
     database_app_role: str = Field(
         default="ajc_app", description="Role the migrations grant table access to."
     )
-    database_pool_size: int = Field(default=10, description="Connections kept in the pool.")
+    database_pool_size: int = Field(
+        default=10,
+        description=(
+            "Connections kept in the ORM sessions' pool, and the most the hot reads' pool "
+            "(asyncpg) opens, per process."
+        ),
+    )
     database_max_overflow: int = Field(
-        default=10, description="Extra connections the pool may open under load."
+        default=10, description="Extra connections the ORM sessions' pool may open under load."
     )
     database_pool_timeout_seconds: float = Field(
         default=10.0, description="Wait for a pooled connection (and to connect) before failing."

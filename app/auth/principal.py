@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 
 from app.auth import service
 from app.auth.errors import AdminRequired, InvalidToken, MissingToken, OrganizationRequired
-from app.core.db import UnitOfWorkDep
+from app.core.db import request_unit_of_work
 from app.organizations.models import MembershipRole
 
 
@@ -91,12 +91,12 @@ def session_token(request: Request) -> str:
     raise MissingToken("Sign in: no `Authorization: Bearer` header or `__session` cookie.")
 
 
-async def get_principal(request: Request, work: UnitOfWorkDep) -> Principal:
+async def get_principal(request: Request) -> Principal:
     claims = await request.app.state.token_verifier.verify(session_token(request))
     identity = identity_from_claims(claims)
     # Also scopes the request's transaction to the organization and user (row-level security).
     user_id, organization_id = await service.resolve_identity(
-        work, identity, request.app.state.identity_cache, claims["exp"]
+        request_unit_of_work(request), identity, request.app.state.identity_cache, claims["exp"]
     )
     if organization_id is None or identity.clerk_organization_id is None or identity.role is None:
         return Principal(user_id, identity.clerk_user_id, None, None, None)
@@ -132,10 +132,10 @@ OrganizationPrincipalDep = Annotated[OrganizationPrincipal, Depends(get_organiza
 AdminDep = Annotated[OrganizationPrincipal, Depends(get_admin_principal)]
 
 
-async def get_caller_connection(principal: PrincipalDep, work: UnitOfWorkDep) -> asyncpg.Connection:
+async def get_caller_connection(request: Request, principal: PrincipalDep) -> asyncpg.Connection:
     """The request's driver connection (`RequestUnitOfWork`), scoped to the caller: taken
     after the principal, so its transaction begins with the tenant, in one round trip."""
-    return await work.connection()
+    return await request_unit_of_work(request).connection()
 
 
 CallerConnectionDep = Annotated[asyncpg.Connection, Depends(get_caller_connection)]

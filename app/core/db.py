@@ -325,24 +325,20 @@ class TransactionalRoute(APIRoute):
 _UNIT_OF_WORK = "app.unit_of_work"
 
 
-def _unit_of_work(request: Request) -> RequestUnitOfWork:
+def request_unit_of_work(request: Request) -> RequestUnitOfWork:
+    """For dependencies: not one itself, which would cost FastAPI's dependency machinery on
+    every authenticated request for an attribute lookup."""
     work: RequestUnitOfWork | None = request.scope.get(_UNIT_OF_WORK)
     if work is None:
         raise RuntimeError(f"{request.url.path}: its router needs route_class=TransactionalRoute")
     return work
 
 
-async def get_unit_of_work(request: Request) -> RequestUnitOfWork:
-    """`async` like every dependency here: FastAPI runs a plain `def` in its thread pool, a
-    thread hand-off per request (a tenth of `GET /me`'s time, profiled)."""
-    return _unit_of_work(request)
-
-
 async def get_session(request: Request) -> AsyncSession:
     """The request's session (one per request; `TransactionalRoute` is the only place that
-    commits it)."""
-    return await _unit_of_work(request).session()
+    commits it). `async` like every dependency here: FastAPI runs a plain `def` in its thread
+    pool, a thread hand-off per request (a tenth of `GET /me`'s time, profiled)."""
+    return await request_unit_of_work(request).session()
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-UnitOfWorkDep = Annotated[RequestUnitOfWork, Depends(get_unit_of_work)]

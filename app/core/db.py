@@ -1,4 +1,5 @@
-"""Engine, the one-session-per-request dependency, and the tenant context for row-level security.
+"""Engine and pools, the request's unit of work (an ORM session, or a driver connection for
+the hot reads), and the tenant context for row-level security.
 
 The application connects as a role that is neither superuser nor table owner, so PostgreSQL's
 row-level security applies to every query; `set_tenant` tells the policies which organization

@@ -14,6 +14,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from app.core import migrations
+from app.core.crypto import DEVELOPMENT_ISSUER, development_key_pair, sign_session_token
 from app.core.embedded import EmbeddedPostgres, Roles
 from app.core.settings import Settings
 from app.health.service import check_readiness
@@ -111,6 +112,33 @@ async def test_readyz_follows_the_database_down_and_back_up(
     up = await own_client.get("/readyz")
     assert up.status_code == 200, up.text
     assert up.json()["ready"] is True
+
+
+async def test_page_loads_are_served_again_after_a_database_restart(
+    own_server: tuple[EmbeddedPostgres, Roles], own_client: httpx.AsyncClient
+) -> None:
+    """Reads on the driver (asyncpg's pool) reconnect too: the old server's connections are
+    replaced, not handed to a request."""
+    server, _ = own_server
+    settings = own_client._transport.app.state.settings  # type: ignore[attr-defined]
+    token = sign_session_token(
+        development_key_pair(settings.data_dir).private_pem,
+        issuer=DEVELOPMENT_ISSUER,
+        user_id="user_restart",
+        organization_id="org_restart",
+        role="admin",
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    for _ in range(2):  # the identity is resolved, then cached: the second is a driver read
+        assert (await own_client.get("/me", headers=headers)).status_code == 200
+
+    server.stop()
+    await asyncio.sleep(0.5)  # the loop sees the connections close, as while a server restarts
+    server.start()
+
+    response = await own_client.get("/me", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["organization"]["clerk_id"] == "org_restart"
 
 
 async def test_the_in_process_worker_recovers_after_a_database_restart(

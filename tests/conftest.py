@@ -7,7 +7,9 @@ Requests made through the app use that same transaction (`app.state.database` is
 test sees what its requests wrote and nothing survives it.
 """
 
+import asyncio
 import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import (
     AbstractAsyncContextManager,
@@ -81,6 +83,21 @@ class DatabaseUnderTest:
         values.update(overrides)
         # model_validate, not Settings(): the tests' settings ignore the environment and .env.
         return Settings.model_validate(values)
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def no_task_left_behind() -> AsyncIterator[None]:
+    """At the end of the session no task is left on the tests' event loop. pytest-asyncio
+    cancels what is left when it closes the loop, and waits for it: one that does not stop (a
+    job worker stuck on a stopped server) hangs the run there, after every test passed. The
+    tasks are written to stderr first, so a hang shows its cause."""
+    yield
+    current = asyncio.current_task()
+    left = [task for task in asyncio.all_tasks() if task is not current]
+    for task in left:
+        print(f"task left behind: {task!r}", file=sys.stderr)
+        task.print_stack(file=sys.stderr)
+    assert left == []
 
 
 @pytest.fixture(scope="session")

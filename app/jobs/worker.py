@@ -16,6 +16,7 @@ import procrastinate
 logger = logging.getLogger(__name__)
 
 RESTART_DELAY_SECONDS = (1.0, 30.0)  # first and longest wait before restarting a worker
+ABORT_TIMEOUT_SECONDS = 1.0  # after the graceful shutdown's timeout, for the abort
 
 
 async def supervise_worker(
@@ -51,9 +52,11 @@ async def running_worker(
 ) -> AsyncIterator[None]:
     """A worker beside the API for the duration of the block; on exit it stops taking jobs
     and lets running ones finish (procrastinate's graceful shutdown on cancel), for at most
-    `shutdown_timeout` seconds. A worker whose connection just broke can take a minute to
-    stop; rather than hold up the shutdown we leave it: its unfinished jobs are retried after
-    the stalled-worker timeout, and every job is safe to run twice."""
+    `shutdown_timeout` seconds. Then it is cancelled again, which aborts the graceful shutdown:
+    a worker whose connection just broke would otherwise wait minutes for the database to
+    unregister itself, and outlive the block as a task. One that still does not stop is left
+    behind rather than hold up the shutdown: its unfinished jobs are retried after the
+    stalled-worker timeout, and every job is safe to run twice."""
     task = asyncio.create_task(
         supervise_worker(queue, concurrency, context), name="procrastinate-worker"
     )
@@ -63,6 +66,11 @@ async def running_worker(
     finally:
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=shutdown_timeout)
+        if not done:
+            # Its graceful shutdown is stuck, most likely on a broken connection (unregistering
+            # the worker waits for the database): cancel that too.
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=ABORT_TIMEOUT_SECONDS)
         if done:
             logger.info("in-process worker stopped")
         else:

@@ -109,14 +109,7 @@ async def list_granted(
     summary columns only."""
     return [
         AgentGrant(
-            agent=AgentSummary(
-                id=row["id"],
-                slug=row["slug"],
-                name=row["name"],
-                description=row["description"],
-                visibility=row["visibility"],
-                owner_organization_id=row["owner_organization_id"],
-            ),
+            agent=AgentSummary.model_validate(dict(row)),
             granted_at=row["created_at"],
             granted_by_user_id=row["granted_by_user_id"],
         )

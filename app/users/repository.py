@@ -30,15 +30,7 @@ async def get_with_memberships(
     rows = await connection.fetch(_WITH_MEMBERSHIPS, user_id)
     if not rows:
         return None
-    first = rows[0]
-    user = UserView(
-        id=first["id"],
-        clerk_id=first["clerk_id"],
-        email=first["email"],
-        first_name=first["first_name"],
-        last_name=first["last_name"],
-        image_url=first["image_url"],
-    )
+    user = UserView.model_validate(dict(rows[0]))
     memberships = [
         OrganizationMembershipView(
             id=row["organization_id"],

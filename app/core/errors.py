@@ -24,9 +24,13 @@ class AppError(Exception):
     problem: str = "internal-error"
     title: str = "Internal Server Error"
 
-    def __init__(self, detail: str | None = None, **extensions: Any) -> None:
+    def __init__(
+        self, detail: str | None = None, headers: dict[str, str] | None = None, **extensions: Any
+    ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
+        # Response headers the problem needs (`Retry-After` on a 429 or 503).
+        self.headers = headers or {}
         self.extensions = extensions
 
 
@@ -136,7 +140,13 @@ def problem_response(
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     return problem_response(
-        request, exc.status_code, exc.problem, exc.title, exc.detail, **exc.extensions
+        request,
+        exc.status_code,
+        exc.problem,
+        exc.title,
+        exc.detail,
+        headers=exc.headers,
+        **exc.extensions,
     )
 
 

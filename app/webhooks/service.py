@@ -50,9 +50,13 @@ def verify(secret: str, body: bytes, headers: dict[str, str]) -> ClerkEvent:
         raise MissingWebhookHeaders(f"Missing {', '.join(missing)}.")
     try:
         Webhook(secret).verify(body, headers)
-    except WebhookVerificationError as exc:
+    except (WebhookVerificationError, ValueError) as exc:
+        # svix raises ValueError (and its subclasses binascii.Error, UnicodeDecodeError) for a
+        # signature header without its `v1,` prefix, bad base64, or a body that is not UTF-8:
+        # all of them are a delivery we cannot verify, not a fault of ours.
         raise InvalidWebhookSignature(
-            "The signature does not match, or its timestamp is outside the tolerance."
+            "The signature is malformed or does not match, or its timestamp is outside the "
+            "tolerance."
         ) from exc
     try:
         return ClerkEvent.model_validate(json.loads(body))

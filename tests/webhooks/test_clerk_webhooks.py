@@ -217,6 +217,32 @@ async def test_bad_signatures_are_refused_and_nothing_is_written(
     assert await session.scalar(select(func.count()).select_from(WebhookEvent)) == 0
 
 
+@pytest.mark.parametrize("signature", ["garbage", "v1", "v1,abc v1", "v1,!!!", "\t"])
+async def test_a_malformed_signature_is_refused_and_svix_retry_still_applies(
+    client: httpx.AsyncClient, session: AsyncSession, signature: str
+) -> None:
+    svix_id = f"msg_{uuid.uuid4().hex}"
+    body, headers = signed_webhook(fixture("user.created"), svix_id)
+    refused = await client.post(
+        "/webhooks/clerk", content=body, headers={**headers, "svix-signature": signature}
+    )
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["type"] == "/problems/invalid-webhook-signature"
+    assert await session.scalar(select(func.count()).select_from(WebhookEvent)) == 0
+    # Svix retries the same message with its real signature: it is applied, not a duplicate.
+    retried = await client.post("/webhooks/clerk", content=body, headers=headers)
+    assert retried.status_code == 200
+    assert retried.json()["duplicate"] is False
+    assert await user_row(session) is not None
+
+
+async def test_a_body_that_is_not_utf8_is_refused(client: httpx.AsyncClient) -> None:
+    body, headers = signed_webhook(fixture("user.created"))
+    response = await client.post("/webhooks/clerk", content=b"\xff\xfe" + body, headers=headers)
+    assert response.status_code == 401
+
+
 async def test_missing_svix_headers_are_a_400(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/webhooks/clerk", json=fixture("user.created"), headers={"svix-id": f"msg_{uuid.uuid4()}"}

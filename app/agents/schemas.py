@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import MISSING, AfterValidator, BaseModel, ConfigDict, Field
 
 from app.agents.models import AgentVisibility
 from app.knowledge.models import EMBEDDING_MODELS
@@ -67,18 +67,20 @@ class AgentCreate(BaseModel):
 
 
 class AgentUpdate(BaseModel):
-    """A partial update: only the fields sent change."""
+    """A partial update: only the fields sent change. None of them may be null (422 naming
+    the field): to go back to a default, send it (`"description": ""`, `"capabilities": []`,
+    `"model_settings": {}`)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=2_000)
-    instructions: str | None = Field(default=None, max_length=100_000)
-    model_settings: ModelSettings | None = None
-    embedding_model: EmbeddingModel | None = None
-    retrieval_settings: RetrievalSettings | None = None
-    capabilities: list[Capability] | None = None
-    visibility: AgentVisibility | None = None
+    name: str | MISSING = Field(default=MISSING, min_length=1, max_length=200)
+    description: str | MISSING = Field(default=MISSING, max_length=2_000)
+    instructions: str | MISSING = Field(default=MISSING, max_length=100_000)
+    model_settings: ModelSettings | MISSING = MISSING
+    embedding_model: EmbeddingModel | MISSING = MISSING
+    retrieval_settings: RetrievalSettings | MISSING = MISSING
+    capabilities: list[Capability] | MISSING = MISSING
+    visibility: AgentVisibility | MISSING = MISSING
 
 
 class AgentSummary(BaseModel):
@@ -114,17 +116,16 @@ def _valid_schedule(value: str | None) -> str | None:
     return value
 
 
-def _valid_timezone(value: str | None) -> str | None:
-    if value is not None:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError("not an IANA time zone (like `Europe/Oslo`)") from exc
+def _valid_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("not an IANA time zone (like `Europe/Oslo`)") from exc
     return value
 
 
 Schedule = Annotated[str | None, AfterValidator(_valid_schedule)]
-TimeZone = Annotated[str | None, AfterValidator(_valid_timezone)]
+TimeZone = Annotated[str, AfterValidator(_valid_timezone)]
 
 
 class QuickTaskCreate(BaseModel):
@@ -141,14 +142,17 @@ class QuickTaskCreate(BaseModel):
 
 
 class QuickTaskUpdate(BaseModel):
+    """A partial update: only the fields sent change. `schedule: null` stops the schedule;
+    every other field refuses null (422 naming it)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    prompt: str | None = Field(default=None, min_length=1, max_length=20_000)
-    parameters: dict[str, Any] | None = None
-    schedule: Schedule = None
-    schedule_timezone: TimeZone = None
-    enabled: bool | None = None
+    name: str | MISSING = Field(default=MISSING, min_length=1, max_length=200)
+    prompt: str | MISSING = Field(default=MISSING, min_length=1, max_length=20_000)
+    parameters: dict[str, Any] | MISSING = MISSING
+    schedule: Schedule | MISSING = MISSING
+    schedule_timezone: TimeZone | MISSING = MISSING
+    enabled: bool | MISSING = MISSING
 
 
 class QuickTaskRead(BaseModel):

@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import MISSING, BaseModel, ConfigDict, Field
 
 from app.conversations.models import ConversationVisibility
 
@@ -16,10 +16,12 @@ class ConversationCreate(BaseModel):
 
 
 class ConversationUpdate(BaseModel):
+    """A partial update: only the fields sent change; neither may be null (422)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(default=None, max_length=500)
-    visibility: ConversationVisibility | None = None
+    title: str | MISSING = Field(default=MISSING, max_length=500)
+    visibility: ConversationVisibility | MISSING = MISSING
 
 
 class ConversationRead(BaseModel):

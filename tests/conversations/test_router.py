@@ -256,3 +256,17 @@ async def test_a_forged_cursor_is_400(client: httpx.AsyncClient, fake_clerk: Fak
     )
     assert response.status_code == 400
     assert response.json()["type"] == "/problems/invalid-cursor"
+
+
+@pytest.mark.parametrize("field", ["title", "visibility"])
+async def test_null_for_a_conversation_field_is_a_422_naming_it(
+    client: httpx.AsyncClient, fake_clerk: FakeClerk, agent_id: str, field: str
+) -> None:
+    conversation = await start(client, alice(fake_clerk), agent_id, title="Kept")
+    response = await client.patch(
+        f"/conversations/{conversation['id']}", json={field: None}, headers=alice(fake_clerk)
+    )
+    assert response.status_code == 422
+    assert [error["loc"][-1] for error in response.json()["errors"]] == [field]
+    read = await client.get(f"/conversations/{conversation['id']}", headers=alice(fake_clerk))
+    assert read.json()["title"] == "Kept"

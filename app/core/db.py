@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.core.request_checks import refuse_nul_characters
 from app.core.settings import Settings
 
 
@@ -302,9 +303,11 @@ class RequestUnitOfWork:
 
 
 class TransactionalRoute(APIRoute):
-    """Every route's unit of work: the session `SessionDep` gives is committed once the route
-    has returned and its response is built, and before the response is sent (a client never
-    sees a 2xx for something that did not commit); anything raised rolls it back.
+    """Every route's class: the checks every request meets whatever its schema
+    (`app.core.request_checks`), then its unit of work. The session `SessionDep` gives is
+    committed once the route has returned and its response is built, and before the response
+    is sent (a client never sees a 2xx for something that did not commit); anything raised
+    rolls it back.
 
     A route class rather than a yield dependency (STYLE.md's `scope="function"`): FastAPI's
     machinery for yield dependencies (an exit stack, a shielded cancel scope and two context
@@ -316,6 +319,7 @@ class TransactionalRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
+            await refuse_nul_characters(request)
             async with RequestUnitOfWork(request.app.state.database) as work:
                 request.scope[_UNIT_OF_WORK] = work
                 return await handler(request)

@@ -10,6 +10,7 @@ test sees what its requests wrote and nothing survives it.
 import asyncio
 import os
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import (
     AbstractAsyncContextManager,
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import psycopg
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
@@ -52,6 +54,26 @@ class DatabaseUnderTest:
     @property
     def owner_url(self) -> str:
         return self.url(self.roles.owner)
+
+    @contextmanager
+    def platform_agents(self, *visibilities: str) -> Iterator[list[uuid.UUID]]:
+        """Platform agents (no owner), committed by the owner role (the application role
+        cannot write one), removed afterwards. Use them from session-scoped fixtures: the
+        removal waits for every test transaction that holds grants on them."""
+        url = self.owner_url.replace("postgresql+asyncpg://", "postgresql://")
+        with psycopg.connect(url, autocommit=True) as conn:
+            ids = []
+            for visibility in visibilities:
+                row = conn.execute(
+                    "INSERT INTO agents (slug, name, visibility) VALUES (%s, %s, %s) RETURNING id",
+                    (f"platform-{uuid.uuid4().hex[:8]}", f"Platform {visibility}", visibility),
+                ).fetchone()
+                assert row is not None
+                ids.append(row[0])
+            try:
+                yield ids
+            finally:
+                conn.execute("DELETE FROM agents WHERE id = ANY(%s)", (ids,))
 
     @contextmanager
     def scratch_database(self, purpose: str) -> Iterator[Roles]:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import delete, or_, select
+from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -82,16 +82,38 @@ async def get_grantable(
 ) -> Agent | None:
     """An agent the organization may be granted: its own, the platform's, or a public one."""
     agent: Agent | None = await session.scalar(
-        select(Agent).where(
-            Agent.id == agent_id,
-            or_(
-                Agent.owner_organization_id == organization_id,
-                Agent.owner_organization_id.is_(None),
-                Agent.visibility == AgentVisibility.public,
-            ),
-        )
+        select(Agent).where(Agent.id == agent_id, _grantable_to(organization_id))
     )
     return agent
+
+
+async def list_catalog(
+    session: AsyncSession, organization_id: uuid.UUID
+) -> list[tuple[Agent, datetime | None]]:
+    """Every agent the organization may be granted (its own, the platform's, public ones),
+    hidden ones left out, each with when it was granted (None: not granted)."""
+    rows = await session.execute(
+        select(Agent, OrganizationAgent.created_at)
+        .outerjoin(
+            OrganizationAgent,
+            (OrganizationAgent.agent_id == Agent.id)
+            & (OrganizationAgent.organization_id == organization_id),
+        )
+        .where(
+            _grantable_to(organization_id),
+            Agent.visibility != AgentVisibility.hidden,
+        )
+        .order_by(Agent.name, Agent.id)
+    )
+    return [(agent, granted_at) for agent, granted_at in rows]
+
+
+def _grantable_to(organization_id: uuid.UUID) -> ColumnElement[bool]:
+    return or_(
+        Agent.owner_organization_id == organization_id,
+        Agent.owner_organization_id.is_(None),
+        Agent.visibility == AgentVisibility.public,
+    )
 
 
 _GRANTED = (

@@ -104,6 +104,21 @@ class AgentRead(AgentSummary):
     updated_at: datetime
 
 
+class CatalogSource(StrEnum):
+    own = "own"  # the organization's own agent
+    platform = "platform"  # the platform's (`ajc seed`)
+    public = "public"  # another organization's public agent
+
+
+class CatalogEntry(BaseModel):
+    """An agent the organization may use once granted (`PUT /organizations/current/agents/{id}`)."""
+
+    agent: AgentSummary
+    source: CatalogSource
+    granted: bool
+    granted_at: datetime | None
+
+
 class AgentGrant(BaseModel):
     agent: AgentSummary
     granted_at: datetime

@@ -16,7 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.agents import repository
 from app.agents.errors import AgentNotFound, AgentSlugTaken, PlatformAgentReadOnly
 from app.agents.models import Agent, OrganizationAgent
-from app.agents.schemas import AgentCreate, AgentGrant, AgentRead, AgentSummary, AgentUpdate
+from app.agents.schemas import (
+    AgentCreate,
+    AgentGrant,
+    AgentRead,
+    AgentSummary,
+    AgentUpdate,
+    CatalogEntry,
+    CatalogSource,
+)
 from app.auth.principal import OrganizationPrincipal
 from app.files import storage
 
@@ -102,6 +110,30 @@ async def seed_platform_agents(session: AsyncSession, definitions: list[AgentCre
     for definition in definitions:
         await repository.upsert_platform_agent(session, definition.model_dump(mode="json"))
     return len(definitions)
+
+
+async def list_agent_catalog(
+    session: AsyncSession, principal: OrganizationPrincipal
+) -> list[CatalogEntry]:
+    """What an admin may grant: own, platform and public agents (hidden ones are granted by
+    id only), each saying whether it already is."""
+    entries = []
+    for agent, granted_at in await repository.list_catalog(session, principal.organization_id):
+        if agent.owner_organization_id == principal.organization_id:
+            source = CatalogSource.own
+        elif agent.owner_organization_id is None:
+            source = CatalogSource.platform
+        else:
+            source = CatalogSource.public
+        entries.append(
+            CatalogEntry(
+                agent=AgentSummary.model_validate(agent),
+                source=source,
+                granted=granted_at is not None,
+                granted_at=granted_at,
+            )
+        )
+    return entries
 
 
 async def list_granted_agents(

@@ -3,7 +3,7 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from app.agents import service as agents_service
-from app.agents.schemas import AgentGrant
+from app.agents.schemas import AgentGrant, CatalogEntry
 from app.auth.principal import AdminDep, CallerConnectionDep, OrganizationPrincipalDep
 from app.core.db import SessionDep, TransactionalRoute
 
@@ -18,6 +18,14 @@ async def list_organization_agents(
 ) -> list[AgentGrant]:
     """The agents the caller's organization may use."""
     return await agents_service.list_granted_agents(connection, principal)
+
+
+@router.get("/agent-catalog")
+async def list_agent_catalog(session: SessionDep, principal: AdminDep) -> list[CatalogEntry]:
+    """Every agent the organization may use once granted: its own, the platform's and other
+    organizations' public ones (hidden agents are not listed), and whether each is granted
+    (admins). Grant one with `PUT /organizations/current/agents/{agent_id}`."""
+    return await agents_service.list_agent_catalog(session, principal)
 
 
 @router.put(

@@ -1,6 +1,8 @@
 """Admins grant and revoke which agents their organization may use; members list them;
 another organization's objects are 404 and stay untouched."""
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 from sqlalchemy import select
@@ -10,6 +12,7 @@ from app.agents.models import Agent, AgentVisibility, OrganizationAgent
 from app.core.db import set_tenant
 from app.organizations.models import Organization
 from tests.clerk import FakeClerk
+from tests.conftest import DatabaseUnderTest
 from tests.factories import make_agent, make_org
 
 
@@ -153,3 +156,65 @@ async def test_first_request_provisions_user_organization_and_membership(
     assert org.clerk_id not in [o["clerk_id"] for o in body["organizations"]]
     demoted = await client.get("/me", headers=fake_clerk.headers("user_new", "org_new", "member"))
     assert demoted.json()["organization"]["role"] == "member"
+
+
+@pytest.fixture(scope="session")
+def platform_agents(test_database: DatabaseUnderTest) -> Iterator[list[str]]:
+    with test_database.platform_agents("private", "hidden") as ids:
+        yield [str(agent_id) for agent_id in ids]
+
+
+async def test_the_catalogue_lists_what_an_admin_may_grant_and_whether_it_is(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    fake_clerk: FakeClerk,
+    orgs: dict[str, object],
+    platform_agents: list[str],
+) -> None:
+    a, b = orgs["a"], orgs["b"]
+    assert isinstance(a, Organization) and isinstance(b, Organization)
+    a_private, b_private, b_public = orgs["a_private"], orgs["b_private"], orgs["b_public"]
+    assert isinstance(a_private, Agent) and isinstance(b_public, Agent)
+    assert isinstance(b_private, Agent)
+    platform, platform_hidden = platform_agents
+    ids = {"a_private": str(a_private.id), "b_public": str(b_public.id), "platform": platform}
+    await set_tenant(session, b.id)
+    b_hidden = await make_agent(session, b, AgentVisibility.hidden)
+    await set_tenant(session, a.id)
+    a_hidden = await make_agent(session, a, AgentVisibility.hidden)
+    session.add(OrganizationAgent(organization_id=a.id, agent_id=a_private.id))
+    await session.flush()
+    hidden = {platform_hidden, str(b_hidden.id), str(a_hidden.id)}
+
+    response = await client.get("/organizations/current/agent-catalog", headers=admin(fake_clerk))
+    assert response.status_code == 200, response.text
+    entries = {entry["agent"]["id"]: entry for entry in response.json()}
+    # Other tests' platform agents may be there too; B's private agent and hidden ones not.
+    assert set(ids.values()) <= set(entries)
+    assert str(b_private.id) not in entries
+    assert not hidden & set(entries)
+    assert {entries[ids[name]]["source"] for name in ids} == {"own", "platform", "public"}
+    assert entries[ids["a_private"]]["granted"] is True
+    assert entries[ids["platform"]]["granted"] is False
+    assert entries[ids["b_public"]]["granted_at"] is None
+
+    # List, then grant: the catalogue says so.
+    granted = await client.put(
+        f"/organizations/current/agents/{ids['platform']}", headers=admin(fake_clerk)
+    )
+    assert granted.status_code == 201
+    again = await client.get("/organizations/current/agent-catalog", headers=admin(fake_clerk))
+    assert {e["agent"]["id"]: e["granted"] for e in again.json()}[ids["platform"]] is True
+
+    # B's admin sees B's own private agent, not A's.
+    b_view = await client.get(
+        "/organizations/current/agent-catalog", headers=admin(fake_clerk, "org_B")
+    )
+    assert ids["a_private"] not in {entry["agent"]["id"] for entry in b_view.json()}
+
+
+async def test_members_cannot_read_the_catalogue(
+    client: httpx.AsyncClient, fake_clerk: FakeClerk, orgs: dict[str, object]
+) -> None:
+    response = await client.get("/organizations/current/agent-catalog", headers=member(fake_clerk))
+    assert response.status_code == 403

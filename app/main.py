@@ -10,9 +10,10 @@ from fastapi import FastAPI
 
 from app.agents.router import router as agents_router
 from app.auth.clerk import create_token_verifier
+from app.auth.principal import get_principal
 from app.auth.service import IdentityCache
 from app.conversations.router import router as conversations_router
-from app.core import migrations
+from app.core import migrations, openapi
 from app.core.db import (
     Database,
     TransactionalRoute,
@@ -106,6 +107,7 @@ def create_app(
         summary="Multi-tenant, multi-agent assistant backend for a CopilotKit front end.",
         version="0.1.0",
         lifespan=lifespan,
+        generate_unique_id_function=openapi.operation_id,
     )
     app.router.route_class = TransactionalRoute  # routes added to the app itself
     register_error_handlers(app)
@@ -128,6 +130,7 @@ def create_app(
     app.include_router(usage_router)
     app.include_router(organizations_router)
     app.include_router(webhooks_router)
+    openapi.install(app, requires_caller=get_principal)
     return app
 
 

@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from app.auth import service
 from app.auth.errors import AdminRequired, InvalidToken, MissingToken, OrganizationRequired
 from app.core.db import request_unit_of_work
+from app.core.raises import raises
 from app.organizations.models import MembershipRole
 
 
@@ -91,6 +92,7 @@ def session_token(request: Request) -> str:
     raise MissingToken("Sign in: no `Authorization: Bearer` header or `__session` cookie.")
 
 
+@raises(InvalidToken)  # the verifier kept on app.state, which the reading cannot follow
 async def get_principal(request: Request) -> Principal:
     claims = await request.app.state.token_verifier.verify(session_token(request))
     identity = identity_from_claims(claims)

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import MISSING, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,30 @@ class ServiceUnavailable(AppError):
     status_code = 503
     problem = "service-unavailable"
     title = "Service Unavailable"
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int] = Field(
+        description="Where: `body`, `query`, `path` or `header`, then the field."
+    )
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details (`application/problem+json`)."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+
+    type: str = Field(description="`/problems/<name>`: what went wrong, stable for code.")
+    title: str
+    status: int
+    detail: str = Field(description="What went wrong this time, for people.")
+    instance: str = Field(description="The path of the request.")
+    request_id: str | None = Field(description="Quote it when you report a problem.")
+    errors: list[ValidationIssue] | MISSING = Field(
+        default=MISSING, description="Validation errors, one per field (422, 400)."
+    )
 
 
 def problem_body(

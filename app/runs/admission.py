@@ -20,6 +20,7 @@ from fastapi import Depends, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.middleware import refuse
+from app.core.raises import raises
 from app.runs.errors import RunsAtCapacity
 from app.runs.executor import Admission, RunRegistry
 
@@ -74,6 +75,7 @@ def route_path(scope: Scope) -> str:
     return path
 
 
+@raises(RunsAtCapacity)  # at the door, by the middleware that hands this place over
 async def admission(request: Request) -> Admission:
     """`async`: a plain `def` dependency would run in FastAPI's thread pool."""
     admission: Admission = getattr(request.state, STATE_KEY)

@@ -154,10 +154,11 @@ class Settings(BaseSettings):
     embeddings_api_key: str | None = Field(
         default=None, description="Key of EMBEDDINGS_BASE_URL (default: OPENAI_API_KEY)."
     )
-    ingest_allow_private_urls: bool = Field(
+    egress_allow_private_addresses: bool = Field(
         default=False,
-        description="Let URL knowledge sources point inside the network (loopback, private, "
-        "link-local): for development only.",
+        description="Let outbound requests that tenants aim (URL knowledge sources) reach "
+        "addresses inside the network (loopback, private, link-local...): for development "
+        "only. Cloud metadata addresses stay refused.",
     )
     retention_days: int = Field(
         default=30,

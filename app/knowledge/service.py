@@ -10,23 +10,20 @@ Ingestion (`ingest_source`, `ingest_file`, run by the job worker): read, parse i
 chunk by tokens with overlap, embed in batches of EMBED_BATCH, then replace the owner's
 chunks in one transaction, so a search sees the old chunks or the new ones, never a mix. A
 source's status shows where it is (pending, processing, ready, failed with the reason).
-Content that cannot be read (a corrupt PDF, an unsupported type, a URL that cannot be
-fetched) fails at once; an embedding provider that is down fails the attempt and the job is
-retried.
+Content that cannot be read (a corrupt PDF, an unsupported type, a URL the egress guard
+refuses or that answers too much) fails at once; an embedding provider or a URL's server that
+is down fails the attempt and the job is retried.
 """
 
 import asyncio
-import ipaddress
 import json
 import logging
-import socket
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agents import service as agents_service
@@ -39,6 +36,7 @@ from app.agents.models import (
 from app.auth.principal import OrganizationPrincipal
 from app.conversations import service as conversations_service
 from app.core.db import set_tenant, unit_of_work
+from app.core.egress import EgressError, EgressGuard, EgressRefused, ResponseTooLarge
 from app.core.errors import NotFound, ServiceUnavailable
 from app.core.settings import Settings
 from app.files import media_types, storage
@@ -296,7 +294,7 @@ async def ingest_source(
     except Unreadable as exc:
         await fail(str(exc))
         return None
-    except (EmbeddingError, httpx.HTTPError, OSError) as exc:
+    except (EmbeddingError, EgressError, OSError) as exc:
         await fail(f"{exc} (will retry)")
         raise
     except Exception:
@@ -384,28 +382,18 @@ async def _embed_document(
 
 
 async def _fetch(url: str, settings: Settings) -> tuple[bytes, str]:
-    """The URL's bytes and their detected type, fetched once. Addresses inside the network
-    (loopback, private, link-local) are refused unless INGEST_ALLOW_PRIVATE_URLS: an admin
-    must not reach the service's own infrastructure through it."""
-    host = urlsplit(url).hostname or ""
-    if not settings.ingest_allow_private_urls:
-        await _refuse_private(host)
+    """The URL's bytes and their detected type, fetched once through the egress guard: an
+    admin must not reach the service's own infrastructure through a source."""
     try:
-        async with (
-            httpx.AsyncClient(timeout=URL_TIMEOUT_SECONDS, follow_redirects=False) as client,
-            client.stream("GET", url) as response,
-        ):
-            if response.status_code != 200:
-                raise Unreadable(f"{url} answered {response.status_code}.")
-            received = bytearray()
-            async for piece in response.aiter_bytes():
-                received += piece
-                if len(received) > settings.file_max_bytes:
-                    raise Unreadable(f"{url} is larger than {settings.file_max_bytes} bytes.")
-            data = bytes(received)
-    except httpx.InvalidURL as exc:
-        raise Unreadable(f"{url} is not a valid URL.") from exc
-    name = urlsplit(url).path.rsplit("/", 1)[-1] or "page.html"
+        fetched = await EgressGuard.from_settings(settings).fetch(
+            url, max_bytes=settings.file_max_bytes, deadline_seconds=URL_TIMEOUT_SECONDS
+        )
+    except (EgressRefused, ResponseTooLarge) as exc:
+        raise Unreadable(str(exc)) from exc
+    if fetched.status_code != 200:
+        raise Unreadable(f"{url} answered {fetched.status_code}.")
+    data = fetched.content
+    name = urlsplit(fetched.url).path.rsplit("/", 1)[-1] or "page.html"
     try:
         media_type = media_types.detect(data[: storage.HEAD_BYTES], name, lambda: data)
     except media_types.Unsupported as exc:
@@ -413,19 +401,6 @@ async def _fetch(url: str, settings: Settings) -> tuple[bytes, str]:
     if media_type not in media_types.READABLE:
         raise Unreadable(f"{url} holds {media_type}, which has no text to learn from.")
     return data, media_type
-
-
-async def _refuse_private(host: str) -> None:
-    try:
-        addresses = await asyncio.get_running_loop().getaddrinfo(
-            host, None, type=socket.SOCK_STREAM
-        )
-    except socket.gaierror as exc:
-        raise Unreadable(f"{host} cannot be resolved.") from exc
-    for *_, sockaddr in addresses:
-        address = ipaddress.ip_address(sockaddr[0])
-        if not address.is_global:
-            raise Unreadable(f"{host} is inside the network ({address}): refused.")
 
 
 # Retrieval --------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ async def service(
         "knowledge",
         run_worker_in_process=True,
         workspaces_dir=tmp_path_factory.mktemp("workspaces"),
-        ingest_allow_private_urls=True,
+        egress_allow_private_addresses=True,
         # A provider that is down: nothing listens on port 9 (discard).
         embeddings_base_url="http://127.0.0.1:9/v1",
         embeddings_api_key="test",

@@ -4,6 +4,11 @@ chunks exactly as OpenAI's API does (`chat.completion.chunk` objects, a usage ch
 
 - `please fail`: 500 before any token (the SDK's retries are off in the tests);
 - `break midway`: three tokens, then the connection drops;
+- `send garbage`: three tokens, then a `data:` line that is not JSON;
+- `reset midway`: three tokens, then the connection is reset (a TCP RST, not a close);
+- `stall midway`: three tokens, then silence on an open connection for STALL_SECONDS;
+- `rate limit once` (with anything after it, to tell scenarios apart): the first request
+  with that message is a 429 with `Retry-After`, as OpenAI sends it; the next is answered;
 - `go slowly`: one token every 50 ms, 200 tokens (for cancel and disconnect);
 - `call the tool` (with `tools` in the request): a call of the first tool, its arguments in
   two pieces; after a `tool` message: "The tool said: <its content>";
@@ -16,6 +21,7 @@ import asyncio
 import json
 import re
 import socket
+import struct
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -28,7 +34,12 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 ANSWER = ["Hello", " from", " the", " fake", " model", "."]
+STALL_SECONDS = 30.0
+RETRY_AFTER_SECONDS = 1
 requests_seen: list[dict[str, Any]] = []
+rate_limited: set[str] = set()  # messages already answered 429 once
+# Every server `serve` started, so a request can find its own connection to reset.
+running_servers: list[uvicorn.Server] = []
 
 
 def _chunk(
@@ -57,6 +68,19 @@ async def chat_completions(request: Request) -> Response:
     )
     if "please fail" in last_user:
         return JSONResponse({"error": {"message": "upstream exploded"}}, status_code=500)
+    if "rate limit once" in last_user and last_user not in rate_limited:
+        rate_limited.add(last_user)
+        return JSONResponse(
+            {
+                "error": {
+                    "message": "Rate limit reached for requests",
+                    "type": "requests",
+                    "code": "rate_limit_exceeded",
+                }
+            },
+            status_code=429,
+            headers={"retry-after": str(RETRY_AFTER_SECONDS)},
+        )
 
     last = payload["messages"][-1]
 
@@ -95,6 +119,23 @@ async def chat_completions(request: Request) -> Response:
             for token in ANSWER[:3]:
                 yield _chunk(token)
             raise RuntimeError("connection dropped")  # uvicorn aborts the response
+        if any(fault in last_user for fault in ("send garbage", "reset midway", "stall midway")):
+            for token in ANSWER[:3]:
+                yield _chunk(token)
+            # Time for the good chunks to reach the client before the fault: a reset
+            # discards whatever is still in either side's buffers.
+            await asyncio.sleep(0.2)
+            if "send garbage" in last_user:
+                yield "data: {this is not json\n\n"
+                # Then the rest, as if nothing happened: skipping the line is not an option.
+                for token in ANSWER[3:]:
+                    yield _chunk(token)
+                yield "data: [DONE]\n\n"
+            elif "reset midway" in last_user:
+                _reset(request)
+            else:
+                await asyncio.sleep(STALL_SECONDS)
+            return
         tokens = [f"t{i} " for i in range(200)] if "go slowly" in last_user else ANSWER
         for token in tokens:
             if "go slowly" in last_user:
@@ -110,6 +151,22 @@ async def chat_completions(request: Request) -> Response:
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+def _reset(request: Request) -> None:
+    """Abort the request's connection with a TCP RST (SO_LINGER 0, then close), as a crashed
+    proxy or a load balancer's idle reaper does; the ASGI interface has no way to say it."""
+    for server in running_servers:
+        for connection in list(server.server_state.connections):
+            # Read loosely: uvicorn's protocol classes (h11, httptools...) share no base.
+            ends = (getattr(connection, "client", None), getattr(connection, "server", None))
+            if ends == (tuple(request.scope["client"]), tuple(request.scope["server"])):
+                transport = connection.transport
+                sock = transport.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                transport.abort()
+                return
+    raise RuntimeError("the request's connection was not found")
 
 
 app = Starlette(routes=[Route("/v1/chat/completions", chat_completions, methods=["POST"])])
@@ -137,6 +194,7 @@ async def serve(
             root_path=root_path,
         )
     )
+    running_servers.append(server)
     task = asyncio.create_task(server.serve())
     for _ in range(200):
         if server.started:

@@ -3,6 +3,7 @@ SDK (OpenAI, Azure, vLLM, Ollama), or, with none configured, the labelled no-LLM
 every other part of the service runs end to end on a fresh machine.
 """
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -100,6 +101,10 @@ class OpenAIChatModel:
             raise ModelError(f"The model endpoint answered {exc.status_code}.") from exc
         except openai.APIError as exc:
             raise ModelError(f"The model endpoint failed: {exc.message}") from exc
+        except json.JSONDecodeError as exc:
+            # The SDK parses each `data:` line as it comes and lets a bad one through as is:
+            # the endpoint's fault, not ours.
+            raise ModelError("The model endpoint sent a malformed stream.") from exc
 
 
 class NoModel:

@@ -1,4 +1,5 @@
 from app.core.errors import (
+    AppError,
     NotFound,
     PayloadTooLarge,
     UnprocessableContent,
@@ -24,3 +25,12 @@ class UnsupportedFileType(UnsupportedMediaType):
 class InvalidAttachment(UnprocessableContent):
     problem = "invalid-attachment"
     title = "Invalid attachment"
+
+
+class InsufficientStorage(AppError):
+    """The disk (or the quota) holding WORKSPACES_DIR is full: the client may try again later,
+    and nothing of the attempt is kept."""
+
+    status_code = 507
+    problem = "insufficient-storage"
+    title = "Insufficient Storage"

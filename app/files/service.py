@@ -21,8 +21,15 @@ from app.auth.principal import OrganizationPrincipal
 from app.conversations import service as conversations_service
 from app.conversations.errors import ConversationNotFound
 from app.conversations.models import Conversation
+from app.core.raises import raises
 from app.files import media_types, repository, storage
-from app.files.errors import FileNotFound, FileTooLarge, InvalidAttachment, UnsupportedFileType
+from app.files.errors import (
+    FileNotFound,
+    FileTooLarge,
+    InsufficientStorage,
+    InvalidAttachment,
+    UnsupportedFileType,
+)
 from app.files.models import File, FileCategory
 from app.jobs.outbox import defer_in_transaction
 
@@ -96,12 +103,13 @@ async def upload(
     return file, True
 
 
+@raises(InsufficientStorage)  # from storage.receive, in a thread the reading does not follow
 async def receive(
     source: BinaryIO, name: str, workspaces_dir: Path, max_bytes: int, accepted: set[str]
 ) -> tuple[storage.Received, str]:
-    """An upload under `.incoming/` and its type, detected from its bytes; FileTooLarge or
-    UnsupportedFileType (and nothing left behind) otherwise. The caller keeps or discards
-    the bytes (`storage.keep_after_commit`)."""
+    """An upload under `.incoming/` and its type, detected from its bytes; FileTooLarge,
+    UnsupportedFileType or InsufficientStorage (and nothing left behind) otherwise. The
+    caller keeps or discards the bytes (`storage.keep_after_commit`)."""
     try:
         received = await asyncio.to_thread(storage.receive, workspaces_dir, source, max_bytes)
     except storage.TooLarge as exc:

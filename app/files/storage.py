@@ -5,6 +5,8 @@ without bytes: `receive` writes the upload under `.incoming/` (hashing and count
 stopping at the size limit), then, in the transaction that inserts the row, `keep_after_commit`
 moves it into place once the row has committed, or deletes it if the transaction rolls back.
 A crash between the two leaves only an `.incoming/` file, which the retention job removes.
+A full disk (ENOSPC, or EDQUOT for a quota) is `InsufficientStorage`, with the partial file
+deleted.
 
 The layout makes each deletion one folder: a conversation's, an organization's whole tree, or
 a user's folder in every organization (the `remove_*_after_commit` helpers, for the domains
@@ -13,11 +15,14 @@ whose deletions cascade to files).
 The interface is the seam for an S3-compatible backend later: paths here are relative keys.
 """
 
+import contextlib
+import errno
 import hashlib
 import logging
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -25,6 +30,7 @@ from typing import BinaryIO
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import after_commit, after_rollback
+from app.files.errors import InsufficientStorage
 
 logger = logging.getLogger(__name__)
 
@@ -46,28 +52,42 @@ class Received:
 
 
 def receive(workspaces_dir: Path, source: BinaryIO, max_bytes: int) -> Received:
-    """Copy `source` to a new file under `.incoming/`; `TooLarge` (and nothing left behind)
-    beyond `max_bytes`. Blocking: run it in a thread."""
+    """Copy `source` to a new file under `.incoming/`; `TooLarge` beyond `max_bytes`,
+    `InsufficientStorage` when the disk is full (and nothing left behind either way).
+    Blocking: run it in a thread."""
     folder = workspaces_dir / INCOMING
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / uuid.uuid4().hex
     digest = hashlib.sha256()
     size = 0
     head = b""
     try:
-        with path.open("xb") as target:
-            while chunk := source.read(CHUNK_BYTES):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise TooLarge()
-                if len(head) < HEAD_BYTES:
-                    head += chunk[: HEAD_BYTES - len(head)]
-                digest.update(chunk)
-                target.write(chunk)
+        with _full_disk_reported():
+            folder.mkdir(parents=True, exist_ok=True)
+            with path.open("xb") as target:
+                while chunk := source.read(CHUNK_BYTES):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise TooLarge()
+                    if len(head) < HEAD_BYTES:
+                        head += chunk[: HEAD_BYTES - len(head)]
+                    digest.update(chunk)
+                    target.write(chunk)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     return Received(path, size, digest.hexdigest(), head)
+
+
+@contextlib.contextmanager
+def _full_disk_reported() -> Iterator[None]:
+    """A full disk as InsufficientStorage: the client's to retry later, not our bug."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            logger.warning("no space left for files", extra={"error": str(exc)})
+            raise InsufficientStorage("The file could not be stored: no space is left.") from exc
+        raise
 
 
 def discard(received: Received) -> None:
@@ -81,9 +101,12 @@ def keep_after_commit(
     rolls back. The folder is made now, so the move after the commit is a rename and
     nothing else."""
     final = workspaces_dir / storage_path
-    final.parent.mkdir(parents=True, exist_ok=True)
-    after_commit(session, lambda: os.replace(received.path, final))
+    # Before the folder: making it can fail too (no inode left), and the request then rolls
+    # back with the received bytes still to delete.
     after_rollback(session, lambda: discard(received))
+    with _full_disk_reported():
+        final.parent.mkdir(parents=True, exist_ok=True)
+    after_commit(session, lambda: os.replace(received.path, final))
 
 
 def delete_after_commit(session: AsyncSession, workspaces_dir: Path, storage_path: str) -> None:

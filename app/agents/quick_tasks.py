@@ -90,12 +90,17 @@ async def update_quick_task(
 ) -> AgentQuickTask:
     task = await _get(session, principal, agent_id, task_id)
     changes = data.model_dump(exclude_unset=True)
-    for field, value in changes.items():
-        setattr(task, field, value)
-    if {"schedule", "schedule_timezone", "enabled"} & changes.keys():
-        _reschedule(task, principal)
-    if not await repository.save_quick_task(session, task):
-        raise QuickTaskNameTaken(f"This agent already has a quick task named {task.name!r}.")
+
+    def change() -> None:
+        for field, value in changes.items():
+            setattr(task, field, value)
+        if {"schedule", "schedule_timezone", "enabled"} & changes.keys():
+            _reschedule(task, principal)
+
+    if not await repository.save_quick_task(session, task, change):
+        raise QuickTaskNameTaken(
+            f"This agent already has a quick task named {changes.get('name')!r}."
+        )
     return task
 
 

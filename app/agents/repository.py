@@ -2,6 +2,7 @@
 explicit organization filters say the same thing where a reader can see it."""
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import Agent, AgentQuickTask, AgentVisibility, OrganizationAgent
 from app.agents.schemas import AgentGrant, AgentSummary
-from app.core.repository import add_unless_duplicate
+from app.core.repository import add_unless_duplicate, flush_unless_duplicate
 
 
 async def get_usable(
@@ -205,12 +206,15 @@ async def get_quick_task(
     return task
 
 
-async def save_quick_task(session: AsyncSession, task: AgentQuickTask) -> bool:
-    """False if the agent already has a quick task of this name in the organization."""
-    if not await add_unless_duplicate(session, task):
-        return False
-    await session.refresh(task)
-    return True
+async def save_quick_task(
+    session: AsyncSession, task: AgentQuickTask, change: Callable[[], None] | None = None
+) -> bool:
+    """Add the task, or make `change` to it; False if the agent already has a quick task of
+    this name in the organization."""
+    saved = await flush_unless_duplicate(session, change or (lambda: session.add(task)))
+    if saved:
+        await session.refresh(task)
+    return saved
 
 
 async def delete_quick_task(session: AsyncSession, task: AgentQuickTask) -> None:

@@ -43,6 +43,22 @@ COOKIE = "ClerkSessionCookie"
 PROBLEM_SCHEMA = "Problem"
 EVENT_SCHEMA = "AgUiEvent"
 EVENT_PREFIX = "AgUi"
+# One event of the stream (OpenAPI 3.1 has `schema` describe each): its `data` is an AG-UI
+# event as JSON. Comments (`: heartbeat`) are not events.
+SERVER_SENT_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": f"#/components/schemas/{EVENT_SCHEMA}"},
+        },
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+}
 
 
 class FormUnreadable(AppError):
@@ -106,10 +122,7 @@ def build(app: FastAPI, requires_caller: Callable[..., Any]) -> dict[str, Any]:
                 operation["security"] = [{BEARER: []}, {COOKIE: []}]
             if _streams_events(route):
                 operation["responses"]["200"]["content"] = {
-                    "text/event-stream": {
-                        "schema": {"$ref": f"#/components/schemas/{EVENT_SCHEMA}"},
-                        "description": "Server-sent events; each `data:` is one AG-UI event.",
-                    }
+                    "text/event-stream": {"schema": SERVER_SENT_EVENT}
                 }
     # FastAPI's own validation error schemas answer nothing any more.
     for unused in ("HTTPValidationError", "ValidationError"):
@@ -202,4 +215,9 @@ def _event_schemas() -> dict[str, Any]:
     )
     definitions: dict[str, Any] = schema.pop("$defs", {})
     prefixed = {f"{EVENT_PREFIX}{name}": value for name, value in definitions.items()}
+    for member in schema["oneOf"]:
+        # `type` has a default in the models, so their schemas leave it optional; every event
+        # on the wire carries it, and without it every member would match an event.
+        event = prefixed[member["$ref"].rsplit("/", 1)[1]]
+        event["required"] = sorted({*event.get("required", []), "type"})
     return {EVENT_SCHEMA: schema, **prefixed}

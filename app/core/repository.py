@@ -1,6 +1,7 @@
 """Query helpers shared by the repositories."""
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -65,9 +66,19 @@ async def insert_or_get_id(
 async def add_unless_duplicate(session: AsyncSession, row: Base) -> bool:
     """Add and flush the row; False (and the session unharmed, thanks to the savepoint) if a
     unique key already holds its values."""
+    return await flush_unless_duplicate(session, lambda: session.add(row))
+
+
+async def flush_unless_duplicate(session: AsyncSession, change: Callable[[], None]) -> bool:
+    """Make `change` to the session's rows and flush it in a savepoint; False (the change
+    undone, the session unharmed) if a unique key already holds the new values.
+
+    The change is made inside the savepoint: `begin_nested()` flushes what is pending before
+    it begins, so a change made earlier would be written, and fail, outside the savepoint,
+    leaving the whole transaction broken."""
     try:
         async with session.begin_nested():
-            session.add(row)
+            change()
             await session.flush()
     except IntegrityError:
         return False

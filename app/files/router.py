@@ -6,7 +6,7 @@ from fastapi.responses import FileResponse
 
 from app.auth.principal import OrganizationPrincipalDep
 from app.core.db import SessionDep, TransactionalRoute
-from app.files import service, storage
+from app.files import media_types, service, storage
 from app.files.schemas import FileRead
 
 router = APIRouter(tags=["files"], route_class=TransactionalRoute)
@@ -61,7 +61,13 @@ async def read_file(
 @router.get(
     "/files/{file_id}/content",
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}, "description": "The bytes"}},
+    responses={
+        200: {
+            # Served with the type the bytes were found to have on upload.
+            "content": {media_type: {"schema": {}} for media_type in sorted(media_types.ALLOWED)},
+            "description": "The bytes",
+        }
+    },
 )
 async def read_file_content(
     file_id: uuid.UUID, request: Request, session: SessionDep, principal: OrganizationPrincipalDep

@@ -151,7 +151,9 @@ def any_of_words(text: str) -> str:
     the `english` configuration): questions share few of their words with the passage that
     answers them, so requiring all of them (`plainto_tsquery`) would find almost nothing."""
     words = _WORD.findall(text.lower())
-    return " | ".join(f"'{word}'" for word in dict.fromkeys(words)) or "''"
+    # No words at all (a query of punctuation or emoji): the empty query, which matches
+    # nothing; `''` would be a syntax error.
+    return " | ".join(f"'{word}'" for word in dict.fromkeys(words))
 
 
 def _vector_literal(vector: list[float]) -> str:

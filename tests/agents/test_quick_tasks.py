@@ -94,6 +94,26 @@ async def test_names_are_unique_per_agent(
     assert again.status_code == 409
 
 
+async def test_renaming_to_a_taken_name_is_a_409_and_changes_nothing(
+    client: httpx.AsyncClient, fake_clerk: FakeClerk, tasks_path: str
+) -> None:
+    """Found by fuzzing: the rename was flushed outside its savepoint, a 500."""
+    assert (await client.post(tasks_path, json=TASK, headers=admin(fake_clerk))).status_code == 201
+    other = await client.post(tasks_path, json={**TASK, "name": "Other"}, headers=admin(fake_clerk))
+    renamed = await client.patch(
+        f"{tasks_path}/{other.json()['id']}",
+        json={"name": TASK["name"], "enabled": False},
+        headers=admin(fake_clerk),
+    )
+    assert renamed.status_code == 409, renamed.text
+    assert renamed.json()["type"] == "/problems/quick-task-name-taken"
+    listed = (await client.get(tasks_path, headers=admin(fake_clerk))).json()
+    assert sorted((task["name"], task["enabled"]) for task in listed) == [
+        ("Other", True),
+        ("Weekly summary", True),
+    ]
+
+
 async def test_members_cannot_change_quick_tasks(
     client: httpx.AsyncClient, fake_clerk: FakeClerk, tasks_path: str
 ) -> None:

@@ -108,10 +108,15 @@ def test_operations_that_need_a_caller_name_the_security_schemes(
 def test_runs_stream_ag_ui_events(document: dict[str, Any]) -> None:
     for path in ("/agents/{agent_id}/runs", "/agents/{agent_id}/quick-tasks/{task_id}/runs"):
         content = document["paths"][path]["post"]["responses"]["200"]["content"]
-        assert content["text/event-stream"]["schema"] == {"$ref": "#/components/schemas/AgUiEvent"}
-    union = document["components"]["schemas"]["AgUiEvent"]
-    kinds = {ref["$ref"].rsplit("/", 1)[1] for ref in union["oneOf"]}
+        event = content["text/event-stream"]["schema"]
+        assert event["required"] == ["data"]
+        data = event["properties"]["data"]
+        assert data["contentSchema"] == {"$ref": "#/components/schemas/AgUiEvent"}
+    schemas = document["components"]["schemas"]
+    kinds = {ref["$ref"].rsplit("/", 1)[1] for ref in schemas["AgUiEvent"]["oneOf"]}
     assert {"AgUiRunStartedEvent", "AgUiTextMessageContentEvent", "AgUiRunErrorEvent"} <= kinds
+    # Each event names its type, so exactly one member of the union matches it.
+    assert all("type" in schemas[kind]["required"] for kind in kinds)
 
 
 def test_every_reference_resolves(document: dict[str, Any]) -> None:

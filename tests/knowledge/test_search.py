@@ -146,3 +146,15 @@ async def test_the_word_search_function_sees_the_calling_tenant_only(
     assert await matches(await organization_id(client, a)) == 1
     assert await matches(b_org) == 0
     assert await matches(None) == 0
+
+
+async def test_a_query_without_words_finds_by_meaning_alone(
+    client: httpx.AsyncClient, session: AsyncSession, fake_clerk: FakeClerk
+) -> None:
+    """Found by fuzzing: a query of only punctuation or emoji built an invalid tsquery (500)."""
+    a = admin(fake_clerk, "org_A")
+    agent, source = await agent_with_source(client, a)
+    await store(session, await organization_id(client, a), agent, source, ["Holidays: 25 days."])
+    for query in ["?!", "\U00065740", "''"]:
+        found = await client.post(f"/agents/{agent}/search", json={"query": query}, headers=a)
+        assert found.status_code == 200, (query, found.text)

@@ -1,0 +1,154 @@
+"""Fuzzing the live service from its own OpenAPI document (schemathesis): for every operation,
+as an organization's admin and as its member, no server error, and every answer's status,
+content type, headers and body as the document says. A failure prints the `curl` that
+reproduces it.
+
+Bounded for CI (tests/contract/fuzzing.py: a few cases per operation and role, a fixed
+seed); `pytest tests/contract/test_fuzz.py --fuzz-long` runs ten times as many, with the
+coverage phase and a random seed.
+Operations run against one of everything of the organization (an agent, a conversation, a
+file, a knowledge source, a quick task); a DELETE gets a fresh object of its own each time,
+so the others keep theirs. The webhook gets bodies signed as Svix signs them.
+"""
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
+from schemathesis.core import NotSet
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from svix.webhooks import Webhook
+
+from app.core.settings import Settings
+from app.main import create_app
+from tests import clerk
+from tests.conftest import DatabaseUnderTest
+from tests.contract.fuzzing import BUDGET
+from tests.contract.live import LiveService, Objects, live_service, make_objects
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+
+
+@pytest.fixture(scope="module")
+def live(test_database: DatabaseUnderTest) -> Iterator[LiveService]:
+    with live_service(
+        test_database, "fuzz", clerk_webhook_signing_secret=clerk.WEBHOOK_SECRET
+    ) as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def objects(live: LiveService) -> Objects:
+    return make_objects(live)
+
+
+# The document the live service serves, built without starting one (no lifespan runs):
+# collection needs it before any fixture exists.
+schema = schemathesis.openapi.from_dict(
+    create_app(Settings.model_validate({"app_env": "test"})).openapi(),
+    config=SchemathesisConfig.from_dict(
+        {"phases": {"coverage": {"enabled": BUDGET.coverage}}, "seed": 12345}
+    ),
+)
+
+
+def with_objects(case: Any, objects: Objects, fresh: Callable[[str], str]) -> None:
+    ids = {
+        "agent_id": objects.agent_id,
+        "conversation_id": objects.conversation_id,
+        "file_id": objects.file_id,
+        "source_id": objects.source_id,
+        "task_id": objects.task_id,
+    }
+    parameters = case.path_parameters or {}
+    if case.method == "DELETE" and parameters:
+        # The deepest id is what the DELETE removes; take all of them from one fresh set.
+        made = fresh("all")
+        ids = json.loads(made)
+    for name in parameters:
+        if name in ids:
+            parameters[name] = ids[name]
+    if isinstance(case.body, dict) and "threadId" in case.body:
+        case.body["threadId"] = str(uuid.uuid4())
+
+
+def call_webhook(live: LiveService, case: Any) -> requests.Response:
+    if isinstance(case.body, NotSet):
+        body = b""
+    elif isinstance(case.body, bytes):
+        body = case.body
+    else:
+        body = json.dumps(case.body).encode()
+    svix_id = f"msg_{uuid.uuid4().hex}"
+    now = datetime.now(UTC)
+    headers = {
+        "content-type": "application/json",
+        "svix-id": svix_id,
+        "svix-timestamp": str(int(now.timestamp())),
+        "svix-signature": Webhook(clerk.WEBHOOK_SECRET).sign(svix_id, now, body.decode()),
+    }
+    return requests.post(f"{live.base_url}/webhooks/clerk", data=body, headers=headers, timeout=60)
+
+
+FUZZ_SETTINGS = settings(
+    max_examples=BUDGET.examples,
+    deadline=None,
+    derandomize=BUDGET.derandomize,
+    suppress_health_check=list(HealthCheck),
+)
+
+
+@schema.parametrize()
+@FUZZ_SETTINGS
+def test_the_api_answers_an_admin_as_its_document_says(
+    case: Any, live: LiveService, objects: Objects
+) -> None:
+    call_and_validate(case, "admin", live, objects)
+
+
+@schema.parametrize()
+@FUZZ_SETTINGS
+def test_the_api_answers_a_member_as_its_document_says(
+    case: Any, live: LiveService, objects: Objects
+) -> None:
+    call_and_validate(case, "member", live, objects)
+
+
+def call_and_validate(case: Any, role: str, live: LiveService, objects: Objects) -> None:
+    def fresh(_: str) -> str:
+        made = make_objects(live)
+        return json.dumps(
+            {
+                "agent_id": made.agent_id,
+                "conversation_id": made.conversation_id,
+                "file_id": made.file_id,
+                "source_id": made.source_id,
+                "task_id": made.task_id,
+            }
+        )
+
+    with_objects(case, objects, fresh)
+    if case.path == "/webhooks/clerk":
+        case.validate_response(call_webhook(live, case), checks=CHECKS)
+        return
+    headers = {**(case.headers or {}), **live.headers(role)}
+    case.call_and_validate(base_url=live.base_url, headers=headers, checks=CHECKS, timeout=60)

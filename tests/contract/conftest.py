@@ -1,6 +1,11 @@
+from collections.abc import Iterator
+
 import pytest
 
+from tests import clerk
+from tests.conftest import DatabaseUnderTest
 from tests.contract.fuzzing import BUDGET
+from tests.contract.live import LiveService, live_service
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -14,3 +19,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--fuzz-long"):
         BUDGET.make_long()
+
+
+@pytest.fixture(scope="session")
+def live(test_database: DatabaseUnderTest) -> Iterator[LiveService]:
+    """One live service for the contract tests; each uses organizations of its own."""
+    with live_service(
+        test_database, "contract", clerk_webhook_signing_secret=clerk.WEBHOOK_SECRET
+    ) as service:
+        yield service

@@ -95,8 +95,9 @@ def live_service(
         loop.close()
 
 
-def make_objects(live: LiveService, org: str = ORG) -> Objects:
-    """One of everything, made through the API as a user would."""
+def make_objects(live: LiveService, org: str = ORG, marker: str = "contract") -> Objects:
+    """One of everything, made through the API as a user would; `marker` is in every name
+    and text, so a test can look for it where it must not be."""
     admin = live.headers("admin", org)
     with httpx.Client(base_url=live.base_url, timeout=60) as http:
         # The member's first request provisions their membership.
@@ -111,7 +112,7 @@ def make_objects(live: LiveService, org: str = ORG) -> Objects:
                 "/agents",
                 json={
                     "slug": f"agent-{uuid.uuid4().hex[:8]}",
-                    "name": "Contract agent",
+                    "name": f"Agent {marker}",
                     "capabilities": ["search_knowledge", "read_file", "update_state"],
                 },
                 headers=admin,
@@ -120,28 +121,28 @@ def make_objects(live: LiveService, org: str = ORG) -> Objects:
         conversation_id = made(
             http.post(
                 "/conversations",
-                json={"agent_id": agent_id, "title": "Contract", "visibility": "organization"},
+                json={"agent_id": agent_id, "title": marker, "visibility": "organization"},
                 headers=admin,
             )
         )
         file_id = made(
             http.post(
                 f"/conversations/{conversation_id}/files",
-                files={"file": ("notes.txt", b"Holidays are 25 days a year.", "text/plain")},
+                files={"file": (f"{marker}.txt", f"Holidays: {marker}".encode(), "text/plain")},
                 headers=admin,
             )
         )
         source_id = made(
             http.post(
                 f"/agents/{agent_id}/knowledge-sources",
-                json={"kind": "text", "name": "Handbook", "text": "Holidays are 25 days."},
+                json={"kind": "text", "name": marker, "text": f"Holidays: {marker}."},
                 headers=admin,
             )
         )
         task_id = made(
             http.post(
                 f"/agents/{agent_id}/quick-tasks",
-                json={"name": "Summary", "prompt": "Summarise {topic}."},
+                json={"name": marker, "prompt": "Summarise {topic}."},
                 headers=admin,
             )
         )

@@ -13,7 +13,7 @@ so the others keep theirs. The webhook gets bodies signed as Svix signs them.
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,9 +35,8 @@ from svix.webhooks import Webhook
 from app.core.settings import Settings
 from app.main import create_app
 from tests import clerk
-from tests.conftest import DatabaseUnderTest
 from tests.contract.fuzzing import BUDGET
-from tests.contract.live import LiveService, Objects, live_service, make_objects
+from tests.contract.live import LiveService, Objects, make_objects
 
 CHECKS = [
     not_a_server_error,
@@ -46,14 +45,6 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-
-
-@pytest.fixture(scope="module")
-def live(test_database: DatabaseUnderTest) -> Iterator[LiveService]:
-    with live_service(
-        test_database, "fuzz", clerk_webhook_signing_secret=clerk.WEBHOOK_SECRET
-    ) as service:
-        yield service
 
 
 @pytest.fixture(scope="module")

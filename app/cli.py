@@ -79,7 +79,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> None:
     configure_logging(settings.log_level)
 
     async def run(url: str) -> None:
-        queue = create_job_queue(url)
+        queue = create_job_queue(url, settings.worker_stalled_seconds)
         engine = create_engine(url, settings)
         context = job_context(
             create_sessionmaker(engine),

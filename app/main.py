@@ -65,7 +65,7 @@ def create_app(
             sessionmaker = create_sessionmaker(engine)
             chat_client = create_chat_client(settings)
             embedders = Embedders(settings)
-            job_queue = create_job_queue(urls.app)
+            job_queue = create_job_queue(urls.app, settings.worker_stalled_seconds)
             await stack.enter_async_context(job_queue.open_async())
             if settings.run_worker_in_process:
                 await stack.enter_async_context(

@@ -1,6 +1,8 @@
 """A small OpenAI-compatible server for the tests: `POST /v1/chat/completions` streaming
 chunks exactly as OpenAI's API does (`chat.completion.chunk` objects, a usage chunk, then
-`data: [DONE]`). The last user message steers it:
+`data: [DONE]`), and `POST /v1/embeddings` (vectors derived from the texts' hashes, as floats
+or base64 as asked; a batch with a text containing `slow to embed` takes
+EMBEDDING_DELAY_SECONDS). The last user message steers the chat:
 
 - `please fail`: 500 before any token (the SDK's retries are off in the tests);
 - `break midway`: three tokens, then the connection drops;
@@ -18,6 +20,8 @@ chunks exactly as OpenAI's API does (`chat.completion.chunk` objects, a usage ch
 """
 
 import asyncio
+import base64
+import hashlib
 import json
 import re
 import socket
@@ -37,6 +41,9 @@ ANSWER = ["Hello", " from", " the", " fake", " model", "."]
 STALL_SECONDS = 30.0
 RETRY_AFTER_SECONDS = 1
 requests_seen: list[dict[str, Any]] = []
+EMBEDDING_DELAY_SECONDS = 0.5
+EMBEDDING_DIMENSIONS = {"text-embedding-3-small": 1536}
+embedding_requests_seen: list[dict[str, Any]] = []
 rate_limited: set[str] = set()  # messages already answered 429 once
 # Every server `serve` started, so a request can find its own connection to reset.
 running_servers: list[uvicorn.Server] = []
@@ -153,6 +160,39 @@ async def chat_completions(request: Request) -> Response:
     return StreamingResponse(stream(), media_type="text/event-stream")
 
 
+async def embeddings(request: Request) -> Response:
+    payload = await request.json()
+    embedding_requests_seen.append(payload)
+    texts = [payload["input"]] if isinstance(payload["input"], str) else payload["input"]
+    if any("slow to embed" in text for text in texts):
+        await asyncio.sleep(EMBEDDING_DELAY_SECONDS)
+    dimensions = payload.get("dimensions") or EMBEDDING_DIMENSIONS[payload["model"]]
+    data = []
+    for index, text in enumerate(texts):
+        vector = _vector(text, dimensions)
+        encoded: Any = vector
+        if payload.get("encoding_format") == "base64":
+            encoded = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": encoded})
+    tokens = sum(len(text.split()) for text in texts)
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": data,
+            "model": payload["model"],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
+
+
+def _vector(text: str, dimensions: int) -> list[float]:
+    """A unit vector that depends on the text only."""
+    seed = hashlib.sha256(text.encode()).digest()
+    raw = [seed[i % len(seed)] - 127.5 + i % 7 for i in range(dimensions)]
+    norm = sum(value * value for value in raw) ** 0.5
+    return [value / norm for value in raw]
+
+
 def _reset(request: Request) -> None:
     """Abort the request's connection with a TCP RST (SO_LINGER 0, then close), as a crashed
     proxy or a load balancer's idle reaper does; the ASGI interface has no way to say it."""
@@ -169,7 +209,12 @@ def _reset(request: Request) -> None:
     raise RuntimeError("the request's connection was not found")
 
 
-app = Starlette(routes=[Route("/v1/chat/completions", chat_completions, methods=["POST"])])
+app = Starlette(
+    routes=[
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
+    ]
+)
 
 
 def free_port() -> int:

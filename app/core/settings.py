@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     worker_shutdown_timeout_seconds: float = Field(
         default=10.0, description="How long shutdown waits for the in-process worker."
     )
+    worker_stalled_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        description="A worker silent this long (no heartbeat: killed, lost) is taken for dead, "
+        "and the jobs it was running are run again.",
+    )
 
     clerk_issuer: str | None = Field(
         default=None,

@@ -5,6 +5,9 @@ its factory in `TASK_BLUEPRINTS`; `create_job_queue` assembles them into one App
 takes ids, not objects, sets the tenant for each organization it touches, and is safe to
 run twice.
 
+Every worker keeps a heartbeat, and the jobs of a worker silent for WORKER_STALLED_SECONDS
+run again (`app/jobs/stalled.py`).
+
 Workers connect as the application role, like the API: row-level security holds for jobs too.
 `ajc worker` runs one (scale by adding workers on more machines); `ajc serve` runs one in
 process unless RUN_WORKER_IN_PROCESS is off.
@@ -14,6 +17,8 @@ from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import procrastinate
+
+from app.jobs import stalled
 
 BlueprintFactory = Callable[[], procrastinate.Blueprint]
 
@@ -42,12 +47,15 @@ def to_libpq_url(url: str) -> str:
     return urlunsplit(("postgresql", parts.netloc, parts.path, query, parts.fragment))
 
 
-def create_job_queue(database_url: str) -> procrastinate.App:
+def create_job_queue(database_url: str, stalled_seconds: float = 30.0) -> procrastinate.App:
+    """`stalled_seconds`: WORKER_STALLED_SECONDS (its default here too, for tests)."""
     queue = procrastinate.App(
         # procrastinate's pool checks connections at checkout (its default), like the API's
         # pre-ping: a connection that died with a database restart is replaced.
-        connector=procrastinate.PsycopgConnector(conninfo=to_libpq_url(database_url))
+        connector=procrastinate.PsycopgConnector(conninfo=to_libpq_url(database_url)),
+        worker_defaults=stalled.worker_options(stalled_seconds),
     )
     for namespace, make_blueprint in TASK_BLUEPRINTS:
         queue.add_tasks_from(make_blueprint(), namespace=namespace)
+    queue.add_tasks_from(stalled.blueprint(stalled_seconds), namespace=stalled.NAMESPACE)
     return queue

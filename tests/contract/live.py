@@ -90,9 +90,21 @@ def live_service(
         yield LiveService(service, loop)
     finally:
         asyncio.run_coroutine_threadsafe(running.aclose(), loop).result(timeout=60)
+        asyncio.run_coroutine_threadsafe(_cancel_the_rest(), loop).result(timeout=60)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=30)
+        loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+
+
+async def _cancel_the_rest() -> None:
+    """What the service left on its loop (a stream's task, a pool's closing): cancelled
+    and awaited, so the loop closes with nothing pending."""
+    current = asyncio.current_task()
+    rest = [task for task in asyncio.all_tasks() if task is not current]
+    for task in rest:
+        task.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)
 
 
 def make_objects(live: LiveService, org: str = ORG, marker: str = "contract") -> Objects:

@@ -7,6 +7,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import anyio
 import httpx
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from app.agents.router import router as agents_router
 from app.auth.clerk import create_token_verifier
@@ -24,7 +25,11 @@ from app.core.db import (
 from app.core.embedded import open_database
 from app.core.errors import register_error_handlers
 from app.core.logging import configure_logging
-from app.core.middleware import BodyLimitsMiddleware, RequestIdMiddleware
+from app.core.middleware import (
+    BodyLimitsMiddleware,
+    RequestIdMiddleware,
+    SecurityHeadersMiddleware,
+)
 from app.core.settings import Settings, get_settings
 from app.files.router import router as files_router
 from app.health.router import router as health_router
@@ -118,6 +123,19 @@ def create_app(
         max_upload_bytes=settings.file_max_bytes,
     )
     app.add_middleware(RunAdmissionMiddleware)
+    if settings.cors_origins:
+        # Outside the door and the body limits: their refusals must reach the browser's
+        # code too (a 503 or 413 without CORS headers reads as a network error).
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After", "ETag", "Content-Disposition"],
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
     app.include_router(users_router)

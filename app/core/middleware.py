@@ -188,3 +188,36 @@ async def refuse(
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class SecurityHeadersMiddleware:
+    """Headers every response carries: `nosniff` (a browser never guesses a type, so an
+    uploaded file served back cannot run as a page), no `Referer` leaving for other sites,
+    and `Cache-Control: no-store` on anything answered to a signed-in caller (Authorization
+    header or session cookie) unless the route said otherwise: a shared cache or the back
+    button must not keep one user's data."""
+
+    STATIC = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_headers = Headers(scope=scope)
+        signed_in = "authorization" in request_headers or "__session=" in request_headers.get(
+            "cookie", ""
+        )
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.extend(self.STATIC)
+                if signed_in and not any(name == b"cache-control" for name, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

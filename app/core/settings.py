@@ -114,6 +114,11 @@ class Settings(BaseSettings):
         default=None,
         description="Comma-separated origins allowed in `azp` (unset: `azp` not checked).",
     )
+    cors_allow_origins: str | None = Field(
+        default=None,
+        description="Comma-separated origins of the front end that browsers may call the API "
+        "from, with credentials (cookies, Authorization); `*` is refused. Unset: no CORS.",
+    )
     clerk_webhook_signing_secret: str | None = Field(
         default=None, description="Svix signing secret (`whsec_...`) of the Clerk webhook."
     )
@@ -203,6 +208,11 @@ class Settings(BaseSettings):
         return [party.strip() for party in parties.split(",") if party.strip()]
 
     @property
+    def cors_origins(self) -> list[str]:
+        origins = self.cors_allow_origins or ""
+        return [origin.strip().rstrip("/") for origin in origins.split(",") if origin.strip()]
+
+    @property
     def embedded_database(self) -> bool:
         return self.database_url is None
 
@@ -214,6 +224,10 @@ class Settings(BaseSettings):
     def _refuse_dev_defaults(self) -> "Settings":
         if self.clerk_jwt_key and not self.clerk_issuer:
             raise ValueError("CLERK_JWT_KEY needs CLERK_ISSUER: tokens are checked against it")
+        if "*" in self.cors_origins:
+            # Credentials are always allowed (the session cookie), and a browser would let
+            # any site read any user's answers with them: name the front end's origins.
+            raise ValueError("CORS_ALLOW_ORIGINS cannot be `*`: list the front end's origins")
         if self.app_env != "production":
             return self
         if self.database_url is None:

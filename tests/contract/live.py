@@ -8,11 +8,13 @@ of answering 404 to everything.
 """
 
 import asyncio
+import tempfile
 import threading
 import uuid
 from collections.abc import AsyncGenerator, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -80,6 +82,8 @@ async def _running(
 def live_service(
     test_database: DatabaseUnderTest, name: str, **settings: Any
 ) -> Iterator[LiveService]:
+    workspaces = tempfile.TemporaryDirectory(prefix=f"ajc-{name}-")
+    settings.setdefault("workspaces_dir", Path(workspaces.name))
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name=f"live-{name}", daemon=True)
     thread.start()
@@ -95,6 +99,7 @@ def live_service(
         thread.join(timeout=30)
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+        workspaces.cleanup()
 
 
 async def _cancel_the_rest() -> None:

@@ -23,7 +23,7 @@ from app.agents.errors import (
 )
 from app.agents.models import AgentQuickTask
 from app.agents.schemas import QuickTaskCreate, QuickTaskUpdate
-from app.auth.principal import OrganizationPrincipal
+from app.auth.identity import OrganizationPrincipal
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 

@@ -25,7 +25,7 @@ from app.agents.schemas import (
     CatalogEntry,
     CatalogSource,
 )
-from app.auth.principal import OrganizationPrincipal
+from app.auth.identity import OrganizationPrincipal
 from app.files import storage
 
 

@@ -5,8 +5,6 @@ Clerk session tokens come in two formats: v1 (`org_id`, `org_role` like `org:adm
 Both become one `Identity` (Clerk's ids), which `auth.service` resolves to our rows.
 """
 
-import uuid
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import asyncpg
@@ -14,39 +12,10 @@ from fastapi import Depends, Request
 
 from app.auth import service
 from app.auth.errors import AdminRequired, InvalidToken, MissingToken, OrganizationRequired
+from app.auth.identity import Identity, OrganizationPrincipal, Principal
 from app.core.db import request_unit_of_work
 from app.core.raises import raises
 from app.organizations.models import MembershipRole
-
-
-@dataclass(frozen=True)
-class Identity:
-    """What a verified token says, in Clerk's ids."""
-
-    clerk_user_id: str
-    clerk_organization_id: str | None
-    role: MembershipRole | None
-    organization_slug: str | None
-
-
-@dataclass(frozen=True)
-class Principal:
-    user_id: uuid.UUID
-    clerk_user_id: str
-    organization_id: uuid.UUID | None
-    clerk_organization_id: str | None
-    role: MembershipRole | None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == MembershipRole.admin
-
-
-@dataclass(frozen=True)
-class OrganizationPrincipal(Principal):
-    organization_id: uuid.UUID
-    clerk_organization_id: str
-    role: MembershipRole
 
 
 def identity_from_claims(claims: dict[str, Any]) -> Identity:

@@ -9,18 +9,15 @@ query here; a cache entry never outlives the token that proved it.
 import time
 import uuid
 from collections import OrderedDict
-from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.errors import InvalidToken
+from app.auth.identity import Identity
 from app.core.db import RequestUnitOfWork, after_commit
 from app.organizations import service as organizations_service
 from app.users import service as users_service
 from app.webhooks import service as webhooks_service
-
-if TYPE_CHECKING:
-    from app.auth.principal import Identity
 
 CACHE_SIZE = 10_000
 
@@ -32,21 +29,21 @@ class IdentityCache:
         self.size = size
         self._entries: OrderedDict[Identity, tuple[Resolved, float]] = OrderedDict()
 
-    def get(self, identity: "Identity") -> Resolved | None:
+    def get(self, identity: Identity) -> Resolved | None:
         entry = self._entries.get(identity)
         if entry is None or entry[1] <= time.time():
             return None
         self._entries.move_to_end(identity)
         return entry[0]
 
-    def put(self, identity: "Identity", resolved: Resolved, expires_at: float) -> None:
+    def put(self, identity: Identity, resolved: Resolved, expires_at: float) -> None:
         self._entries[identity] = (resolved, expires_at)
         if len(self._entries) > self.size:
             self._entries.popitem(last=False)
 
 
 async def resolve_identity(
-    work: RequestUnitOfWork, identity: "Identity", cache: IdentityCache, expires_at: float
+    work: RequestUnitOfWork, identity: Identity, cache: IdentityCache, expires_at: float
 ) -> Resolved:
     """Our user (and organization) ids for the identity; the request's unit of work is left
     scoped to them (row-level security), whichever path found them. A cached identity opens

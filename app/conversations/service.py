@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import service as agents_service
-from app.auth.principal import OrganizationPrincipal
+from app.auth.identity import OrganizationPrincipal
 from app.conversations import repository
 from app.conversations.errors import (
     ConversationNotFound,

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.principal import OrganizationPrincipal
+from app.auth.identity import OrganizationPrincipal
 from app.conversations import service as conversations_service
 from app.conversations.errors import ConversationNotFound
 from app.conversations.models import Conversation

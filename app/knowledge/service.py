@@ -33,7 +33,7 @@ from app.agents.models import (
     KnowledgeSourceKind,
     KnowledgeSourceStatus,
 )
-from app.auth.principal import OrganizationPrincipal
+from app.auth.identity import OrganizationPrincipal
 from app.conversations import service as conversations_service
 from app.core.db import set_tenant, unit_of_work
 from app.core.egress import EgressError, EgressGuard, EgressRefused, ResponseTooLarge

@@ -7,7 +7,8 @@ from fastapi import APIRouter, Body, Header, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.principal import OrganizationPrincipal, OrganizationPrincipalDep
+from app.auth.identity import OrganizationPrincipal
+from app.auth.principal import OrganizationPrincipalDep
 from app.core.db import SessionDep, TransactionalRoute, after_commit
 from app.core.errors import BadRequest
 from app.runs import executor, state_service

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import quick_tasks
 from app.agents import service as agents_service
-from app.auth.principal import OrganizationPrincipal
+from app.auth.identity import OrganizationPrincipal
 from app.conversations import service as conversations_service
 from app.conversations.messages import file_parts, to_ag_ui
 from app.conversations.models import Message, MessageRole, MessageStatus

@@ -12,7 +12,7 @@ import jsonpatch
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import service as agents_service
-from app.auth.principal import OrganizationPrincipal
+from app.auth.identity import OrganizationPrincipal
 from app.runs import repository
 from app.runs.errors import InvalidStatePatch, StaleAgentState
 from app.runs.schemas import AgentStateRead

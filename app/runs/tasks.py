@@ -17,7 +17,7 @@ import procrastinate
 from ag_ui.core import RunAgentInput, UserMessage
 
 from app.agents import quick_tasks
-from app.auth.principal import OrganizationPrincipal
+from app.auth.identity import OrganizationPrincipal
 from app.core.db import set_tenant, unit_of_work
 from app.organizations import service as organizations_service
 from app.organizations.models import MembershipRole

@@ -12,21 +12,19 @@ once the deletion commits. A late `user.updated` does not bring them back (webho
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.errors import InvalidToken
+from app.auth.identity import Principal
 from app.files import storage as file_storage
 from app.users import repository
 from app.users.schemas import Me
 
-if TYPE_CHECKING:
-    from app.auth.principal import Principal
 
-
-async def describe(connection: asyncpg.Connection, principal: "Principal") -> Me:
+async def describe(connection: asyncpg.Connection, principal: Principal) -> Me:
     """On every page load: one query on the driver connection (`RequestUnitOfWork`)."""
     found = await repository.get_with_memberships(connection, principal.user_id)
     if found is None:

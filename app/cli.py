@@ -348,5 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Every domain's models, whichever the command touches: a foreign key or relationship
+    # into a domain nobody imported (`users`, from a knowledge source) would not resolve.
+    import app.core.all_models  # noqa: F401
+
     args = build_parser().parse_args(argv)
     args.handler(get_settings(), args)

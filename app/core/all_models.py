@@ -5,6 +5,7 @@ from app.conversations.models import Conversation, Message, MessageFile
 from app.core.models import Base
 from app.files.models import File
 from app.knowledge.models import Embedding
+from app.limits.models import RateLimit
 from app.organizations.models import Membership, Organization
 from app.runs.models import AgentState
 from app.users.models import User
@@ -24,6 +25,7 @@ __all__ = [
     "MessageFile",
     "Organization",
     "OrganizationAgent",
+    "RateLimit",
     "User",
     "WebhookEvent",
 ]

@@ -118,6 +118,14 @@ class Database:
         )
         return acquiring
 
+    def acquire_outside_request(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        """A driver connection for statements that must not join the request's transaction
+        (`app.limits`: a row lock held until the request commits would queue the requests
+        that share it). asyncpg's connections are in autocommit between transactions: each
+        statement is its own. The tests' `Database` gives its one connection here too,
+        inside the test's transaction: nothing counted outlives the test."""
+        return self.acquire()
+
 
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     """The asyncpg connection under the session, inside the session's transaction.

@@ -193,6 +193,54 @@ class Settings(BaseSettings):
         "Retry-After). Total capacity is this times `ajc serve --workers`.",
     )
 
+    # Per user and per organization, per RATE_LIMIT_PERIOD_SECONDS (app/limits/): far above
+    # what a person does by hand, so they stop scripts and runaway clients, not users.
+    rate_limits_enabled: bool = Field(
+        default=True,
+        description="Refuse runs, uploads, ingestions and searches beyond the RATE_LIMIT_* "
+        "counts (429 with Retry-After); off, no database work is done for them (benchmarks).",
+    )
+    rate_limit_period_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="The period the RATE_LIMIT_* counts are per: each allows that many requests "
+        "at once, then one every period / count.",
+    )
+    rate_limit_runs_per_user: int = Field(
+        default=60, ge=1, description="Runs (agent and quick task) one user may start per period."
+    )
+    rate_limit_runs_per_organization: int = Field(
+        default=1000, ge=1, description="Runs all of an organization's users may start per period."
+    )
+    rate_limit_uploads_per_user: int = Field(
+        default=120,
+        ge=1,
+        description="Uploads (conversation files, knowledge files) one user may make per period.",
+    )
+    rate_limit_uploads_per_organization: int = Field(
+        default=2000,
+        ge=1,
+        description="Uploads all of an organization's users may make per period.",
+    )
+    rate_limit_ingestions_per_user: int = Field(
+        default=60,
+        ge=1,
+        description="Knowledge sources one user may add or re-ingest per period.",
+    )
+    rate_limit_ingestions_per_organization: int = Field(
+        default=600,
+        ge=1,
+        description="Knowledge sources an organization's users may add or re-ingest per period.",
+    )
+    rate_limit_searches_per_user: int = Field(
+        default=300, ge=1, description="Knowledge searches one user may make per period."
+    )
+    rate_limit_searches_per_organization: int = Field(
+        default=5000,
+        ge=1,
+        description="Knowledge searches all of an organization's users may make per period.",
+    )
+
     @property
     def llm_configured(self) -> bool:
         return bool(self.llm_model and (self.openai_api_key or self.openai_base_url))

@@ -8,6 +8,7 @@ from app.auth.principal import OrganizationPrincipalDep
 from app.core.db import SessionDep, TransactionalRoute
 from app.files import media_types, service, storage
 from app.files.schemas import FileRead
+from app.limits.dependencies import UploadRateLimitDep
 
 router = APIRouter(tags=["files"], route_class=TransactionalRoute)
 
@@ -24,6 +25,7 @@ async def upload_file(
     response: Response,
     session: SessionDep,
     principal: OrganizationPrincipalDep,
+    rate_limit: UploadRateLimitDep,
     name: Annotated[str | None, Form(description="Overrides the upload's file name.")] = None,
 ) -> FileRead:
     """Upload a file into a conversation (its owner only). Its type is decided from its

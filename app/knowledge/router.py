@@ -7,6 +7,11 @@ from app.auth.principal import AdminDep, OrganizationPrincipalDep
 from app.core.db import SessionDep, TransactionalRoute
 from app.knowledge import service
 from app.knowledge.schemas import KnowledgeSourceRead, SearchRequest, SearchResult, SourceCreate
+from app.limits.dependencies import (
+    IngestionRateLimitDep,
+    KnowledgeFileRateLimitDep,
+    SearchRateLimitDep,
+)
 
 router = APIRouter(prefix="/agents/{agent_id}", tags=["knowledge"], route_class=TransactionalRoute)
 
@@ -26,6 +31,7 @@ async def add_source(
     data: Annotated[SourceCreate, Body()],
     session: SessionDep,
     principal: AdminDep,
+    rate_limit: IngestionRateLimitDep,
 ) -> KnowledgeSourceRead:
     """Raw text (`kind: text`) or a URL fetched once at ingestion (`kind: url`); ingestion
     starts in the background (status `pending`, then `processing`, `ready` or `failed`)."""
@@ -40,6 +46,7 @@ async def add_file_source(
     request: Request,
     session: SessionDep,
     principal: AdminDep,
+    rate_limit: KnowledgeFileRateLimitDep,
     name: Annotated[str | None, Form(description="Default: the upload's file name.")] = None,
 ) -> KnowledgeSourceRead:
     """An uploaded document (text, Markdown, HTML, CSV, JSON, PDF, DOCX)."""
@@ -69,7 +76,11 @@ async def read_source(
 
 @router.post("/knowledge-sources/{source_id}/ingest", status_code=status.HTTP_202_ACCEPTED)
 async def reingest_source(
-    agent_id: uuid.UUID, source_id: uuid.UUID, session: SessionDep, principal: AdminDep
+    agent_id: uuid.UUID,
+    source_id: uuid.UUID,
+    session: SessionDep,
+    principal: AdminDep,
+    rate_limit: IngestionRateLimitDep,
 ) -> KnowledgeSourceRead:
     """Ingest again (a URL is fetched again); the new chunks replace the old at once."""
     source = await service.reingest_source(session, principal, agent_id, source_id)
@@ -96,6 +107,7 @@ async def search(
     request: Request,
     session: SessionDep,
     principal: OrganizationPrincipalDep,
+    rate_limit: SearchRateLimitDep,
 ) -> SearchResult:
     """What the agent retrieves for a query: its knowledge (and the conversation's files if
     `conversation_id` is given), by meaning and by words, with citations."""

@@ -11,6 +11,7 @@ from app.auth.identity import OrganizationPrincipal
 from app.auth.principal import OrganizationPrincipalDep
 from app.core.db import SessionDep, TransactionalRoute, after_commit
 from app.core.errors import BadRequest
+from app.limits.dependencies import RunRateLimitDep
 from app.runs import executor, state_service
 from app.runs import service as run_service
 from app.runs.admission import Admitted
@@ -99,6 +100,7 @@ async def run_agent(
     request: Request,
     session: SessionDep,
     principal: OrganizationPrincipalDep,
+    rate_limit: RunRateLimitDep,
 ) -> StreamingResponse:
     """One turn of the agent, streamed as AG-UI events over SSE (threadId = conversation id).
 
@@ -121,6 +123,7 @@ async def run_quick_task(
     request: Request,
     session: SessionDep,
     principal: OrganizationPrincipalDep,
+    rate_limit: RunRateLimitDep,
 ) -> StreamingResponse:
     """Run a quick task: a run whose user message is the task's prompt, filled in."""
     run_input = await run_service.quick_task_input(session, principal, agent_id, task_id, data)

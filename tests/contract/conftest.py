@@ -24,7 +24,17 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def live(test_database: DatabaseUnderTest) -> Iterator[LiveService]:
     """One live service for the contract tests; each uses organizations of its own."""
+    # Limits no fuzzing run reaches (each DELETE makes fresh objects), with the limiter on:
+    # its statement runs on every limited call. tests/limits tests the limits themselves.
+    unlimited = {
+        f"rate_limit_{kind}_per_{scope}": 1_000_000
+        for kind in ("runs", "uploads", "ingestions", "searches")
+        for scope in ("user", "organization")
+    }
     with live_service(
-        test_database, "contract", clerk_webhook_signing_secret=clerk.WEBHOOK_SECRET
+        test_database,
+        "contract",
+        clerk_webhook_signing_secret=clerk.WEBHOOK_SECRET,
+        **unlimited,
     ) as service:
         yield service

@@ -18,7 +18,7 @@ router = APIRouter(tags=["files"], route_class=TransactionalRoute)
     status_code=status.HTTP_201_CREATED,
     responses={200: {"description": "The conversation already had these bytes: that file."}},
 )
-async def upload_file(
+async def upload_conversation_file(
     conversation_id: uuid.UUID,
     file: UploadFile,
     request: Request,
@@ -46,7 +46,7 @@ async def upload_file(
 
 
 @router.get("/conversations/{conversation_id}/files")
-async def list_files(
+async def list_conversation_files(
     conversation_id: uuid.UUID, session: SessionDep, principal: OrganizationPrincipalDep
 ) -> list[FileRead]:
     files = await service.list_files(session, principal, conversation_id)

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/agents/{agent_id}", tags=["knowledge"], route_class=
 
 
 @router.get("/knowledge-sources")
-async def list_sources(
+async def list_knowledge_sources(
     agent_id: uuid.UUID, session: SessionDep, principal: OrganizationPrincipalDep
 ) -> list[KnowledgeSourceRead]:
     """The organization's sources for the agent, with their ingestion status."""
@@ -26,7 +26,7 @@ async def list_sources(
 
 
 @router.post("/knowledge-sources", status_code=status.HTTP_201_CREATED)
-async def add_source(
+async def add_knowledge_source(
     agent_id: uuid.UUID,
     data: Annotated[SourceCreate, Body()],
     session: SessionDep,
@@ -40,7 +40,7 @@ async def add_source(
 
 
 @router.post("/knowledge-sources/files", status_code=status.HTTP_201_CREATED)
-async def add_file_source(
+async def upload_knowledge_file(
     agent_id: uuid.UUID,
     file: UploadFile,
     request: Request,
@@ -64,7 +64,7 @@ async def add_file_source(
 
 
 @router.get("/knowledge-sources/{source_id}")
-async def read_source(
+async def read_knowledge_source(
     agent_id: uuid.UUID,
     source_id: uuid.UUID,
     session: SessionDep,
@@ -75,7 +75,7 @@ async def read_source(
 
 
 @router.post("/knowledge-sources/{source_id}/ingest", status_code=status.HTTP_202_ACCEPTED)
-async def reingest_source(
+async def reingest_knowledge_source(
     agent_id: uuid.UUID,
     source_id: uuid.UUID,
     session: SessionDep,
@@ -88,7 +88,7 @@ async def reingest_source(
 
 
 @router.delete("/knowledge-sources/{source_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_source(
+async def delete_knowledge_source(
     agent_id: uuid.UUID,
     source_id: uuid.UUID,
     request: Request,
@@ -101,7 +101,7 @@ async def delete_source(
 
 
 @router.post("/search")
-async def search(
+async def search_knowledge(
     agent_id: uuid.UUID,
     data: SearchRequest,
     request: Request,

@@ -4,7 +4,7 @@ import pytest
 
 from tests import clerk
 from tests.conftest import DatabaseUnderTest
-from tests.contract.fuzzing import BUDGET
+from tests.contract.fuzzing import BUDGET, TALLY
 from tests.contract.live import LiveService, live_service
 
 
@@ -19,6 +19,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--fuzz-long"):
         BUDGET.make_long()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if TALLY.cases:
+        statuses = ", ".join(f"{status}: {n}" for status, n in sorted(TALLY.by_status.items()))
+        terminalreporter.write_line(
+            f"fuzzing: {len(TALLY.operations)} operations, {TALLY.cases} cases ({statuses})"
+        )
 
 
 @pytest.fixture(scope="session")

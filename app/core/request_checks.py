@@ -39,6 +39,15 @@ def _error(loc: tuple[str | int, ...]) -> dict[str, Any]:
     return {"type": "nul_character", "loc": loc, "msg": _MESSAGE, "input": None}
 
 
+def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
+    """From the raw headers: on every request, without building a header mapping."""
+    for name, value in headers:
+        if name == b"content-type":
+            media_type = value.split(b";", 1)[0].strip().lower()
+            return media_type == b"application/json" or media_type.endswith(b"+json")
+    return False
+
+
 async def refuse_nul_characters(request: Request) -> None:
     """Raise a validation error (422) naming each place a NUL is in the request."""
     errors: list[dict[str, Any]] = []
@@ -48,8 +57,7 @@ async def refuse_nul_characters(request: Request) -> None:
     if b"%00" in query.lower() or b"\x00" in query:
         pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
         errors += [_error(("query", name)) for name, value in pairs if NUL in name + value]
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type == "application/json" or media_type.endswith("+json"):
+    if _is_json(request.scope["headers"]):
         # The common case costs one scan of the bytes: JSON can only carry a NUL escaped.
         body = await request.body()
         if _ESCAPED_NUL in body:

@@ -39,6 +39,16 @@ class Objects:
     source_id: str
     task_id: str
 
+    def ids(self) -> dict[str, str]:
+        """By the name of the path parameter that takes each."""
+        return {
+            "agent_id": self.agent_id,
+            "conversation_id": self.conversation_id,
+            "file_id": self.file_id,
+            "source_id": self.source_id,
+            "task_id": self.task_id,
+        }
+
 
 class LiveService:
     def __init__(self, service: Service, loop: asyncio.AbstractEventLoop) -> None:

@@ -62,19 +62,10 @@ schema = schemathesis.openapi.from_dict(
 )
 
 
-def with_objects(case: Any, objects: Objects, fresh: Callable[[str], str]) -> None:
-    ids = {
-        "agent_id": objects.agent_id,
-        "conversation_id": objects.conversation_id,
-        "file_id": objects.file_id,
-        "source_id": objects.source_id,
-        "task_id": objects.task_id,
-    }
+def with_objects(case: Any, objects: Objects, fresh: Callable[[], Objects]) -> None:
     parameters = case.path_parameters or {}
-    if case.method == "DELETE" and parameters:
-        # The deepest id is what the DELETE removes; take all of them from one fresh set.
-        made = fresh("all")
-        ids = json.loads(made)
+    # A DELETE takes what it removes from a fresh set of its own: the shared one stays.
+    ids = (fresh() if case.method == "DELETE" and parameters else objects).ids()
     for name in parameters:
         if name in ids:
             parameters[name] = ids[name]
@@ -125,19 +116,7 @@ def test_the_api_answers_a_member_as_its_document_says(
 
 
 def call_and_validate(case: Any, role: str, live: LiveService, objects: Objects) -> None:
-    def fresh(_: str) -> str:
-        made = make_objects(live)
-        return json.dumps(
-            {
-                "agent_id": made.agent_id,
-                "conversation_id": made.conversation_id,
-                "file_id": made.file_id,
-                "source_id": made.source_id,
-                "task_id": made.task_id,
-            }
-        )
-
-    with_objects(case, objects, fresh)
+    with_objects(case, objects, lambda: make_objects(live))
     if case.path == "/webhooks/clerk":
         answer = call_webhook(live, case)
         TALLY.count(f"{case.method} {case.path}", answer.status_code)

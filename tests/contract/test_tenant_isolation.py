@@ -131,14 +131,7 @@ def a_objects(live: LiveService) -> Objects:
 
 
 def path_for(path: str, objects: Objects, run_id: str) -> str:
-    ids = {
-        "agent_id": objects.agent_id,
-        "conversation_id": objects.conversation_id,
-        "file_id": objects.file_id,
-        "source_id": objects.source_id,
-        "task_id": objects.task_id,
-        "run_id": run_id,
-    }
+    ids = {**objects.ids(), "run_id": run_id}
     for name in _names(path):
         assert name in ids, f"{path}: no object of organization A for `{name}`: add one here"
         path = path.replace("{" + name + "}", ids[name])

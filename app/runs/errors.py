@@ -19,3 +19,8 @@ class RunsAtCapacity(ServiceUnavailable):
 class RunNotFound(NotFound):
     problem = "run-not-found"
     title = "Run not found"
+
+
+class DuplicateMessageIds(UnprocessableContent):
+    problem = "duplicate-message-ids"
+    title = "Duplicate message ids"

@@ -10,6 +10,7 @@ answer, on sessions of its own, whether or not the client stays.
 """
 
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,7 @@ from app.knowledge.repository import Scope
 from app.llm.client import ChatModel, NoModel, chat_model
 from app.llm.context import trim_to_window
 from app.runs import cancellation, repository
-from app.runs.errors import RunNotFound
+from app.runs.errors import DuplicateMessageIds, RunNotFound
 from app.runs.schemas import QuickTaskRunRequest
 from app.runs.tools import passages, server_tools
 
@@ -89,6 +90,10 @@ async def prepare_run(
     except ValueError as exc:
         raise InvalidThread("threadId must be a UUID: it is the conversation's id.") from exc
     sent = [_text_of(message) for message in run_input.messages]
+    repeated = sorted(i for i, n in Counter(i for _, i, _ in sent).items() if n > 1)
+    if repeated:
+        # Each message is stored under its id: two of one id cannot both be the thread's.
+        raise DuplicateMessageIds(f"Each message needs an id of its own; repeated: {repeated}.")
     first_user_text = next((text for role, _, text in sent if role == "user"), "")
     conversation, created = await conversations_service.open_thread(
         session, principal, conversation_id, agent_id, title or first_user_text

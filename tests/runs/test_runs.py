@@ -198,6 +198,22 @@ async def test_resending_messages_does_not_store_them_twice(
     assert [row[0] for row in rows] == ["m1", "m2"]
 
 
+async def test_two_messages_with_one_id_are_a_422_and_nothing_is_stored(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    """Found by fuzzing: the second insert broke the unique key, a 500."""
+    agent_id = await new_agent(http, service)
+    thread = fake_openai.new_id()
+    response = await http.post(
+        f"{service.base_url}/agents/{agent_id}/runs",
+        json=run_input(thread, ("m1", "Once"), ("m1", "Again")),
+        headers=service.headers(),
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["type"] == "/problems/duplicate-message-ids"
+    assert service.rows("SELECT id FROM conversations WHERE id = %s", uuid.UUID(thread)) == []
+
+
 async def test_an_upstream_error_ends_with_run_error_and_keeps_the_message(
     http: httpx.AsyncClient, service: Service
 ) -> None:

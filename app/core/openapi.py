@@ -17,6 +17,7 @@ here, by construction, so a new route is documented without anyone writing it do
   (`AgUiEvent`) is in the components.
 """
 
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -127,7 +128,51 @@ def build(app: FastAPI, requires_caller: Callable[..., Any]) -> dict[str, Any]:
     # FastAPI's own validation error schemas answer nothing any more.
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+    _defaults_of_requests_in_words(document)
     return document
+
+
+def _defaults_of_requests_in_words(document: dict[str, Any]) -> None:
+    """A field with a default may be left out of a request. Generators read `default` as
+    "always there" (openapi-typescript's default `defaultNonNullable`), which is true of an
+    answer and makes a request demand every defaulted field; so in the schemas only requests
+    use, the default is said in the field's description instead."""
+    schemas = document["components"]["schemas"]
+    requested = _reachable(schemas, _media(document, "requestBody"))
+    answered = _reachable(schemas, _media(document, "responses"))
+    for name in requested - answered:
+        for field in schemas[name].get("properties", {}).values():
+            if "default" in field:
+                default = json.dumps(field.pop("default"))
+                field["description"] = f"{field.get('description', '')} Default: {default}.".strip()
+
+
+def _media(document: dict[str, Any], part: str) -> list[Any]:
+    found = []
+    for item in document["paths"].values():
+        for operation in item.values():
+            section = operation.get(part, {})
+            bodies = section.values() if part == "responses" else [section]
+            found += [body.get("content", {}) for body in bodies if isinstance(body, dict)]
+    return found
+
+
+def _reachable(schemas: dict[str, Any], roots: list[Any]) -> set[str]:
+    seen: set[str] = set()
+    pending = list(roots)
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            reference = value.get("$ref")
+            if isinstance(reference, str) and reference.startswith("#/components/schemas/"):
+                name = reference.rsplit("/", 1)[1]
+                if name not in seen and name in schemas:
+                    seen.add(name)
+                    pending.append(schemas[name])
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return seen
 
 
 def _api_routes(app: FastAPI) -> Iterator[Any]:

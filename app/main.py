@@ -25,11 +25,7 @@ from app.core.db import (
 from app.core.embedded import open_database
 from app.core.errors import register_error_handlers
 from app.core.logging import configure_logging
-from app.core.middleware import (
-    BodyLimitsMiddleware,
-    RequestIdMiddleware,
-    SecurityHeadersMiddleware,
-)
+from app.core.middleware import BodyLimitsMiddleware, RequestIdMiddleware
 from app.core.settings import Settings, get_settings
 from app.files.router import router as files_router
 from app.health.router import router as health_router
@@ -135,7 +131,6 @@ def create_app(
             expose_headers=["X-Request-ID", "Retry-After", "ETag", "Content-Disposition"],
             max_age=600,
         )
-    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
     app.include_router(users_router)

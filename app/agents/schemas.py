@@ -46,7 +46,9 @@ class ModelSettings(BaseModel):
 
 
 class RetrievalSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # An answer always has both fields, a request may leave either out: two schemas
+    # (`-Input`, `-Output`), so a generated client does not demand them in a request.
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
 
     top_k: int = Field(default=5, ge=1, le=50)
     min_score: float = Field(default=0.0, ge=0, le=1)

@@ -22,7 +22,21 @@ REQUEST_ID_HEADER = "x-request-id"
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+# On every response: a browser never guesses a type (an uploaded file served back cannot run
+# as a page), and no `Referer` leaves for other sites.
+SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
+NO_STORE = (b"cache-control", b"no-store")
+
+
 class RequestIdMiddleware:
+    """The request id (the client's, if plain, or a new one) on the request's state, its log
+    lines and its response, one access line per request, and the security headers. One
+    middleware for all of it: each layer costs every request (bench/bench_auth.py).
+
+    An answer to a signed-in caller (Authorization header or session cookie) is
+    `Cache-Control: no-store` unless the route said otherwise: a shared cache or the back
+    button must not keep one user's data."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -30,7 +44,11 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        client_id = Headers(scope=scope).get(REQUEST_ID_HEADER)
+        request_headers = Headers(scope=scope)
+        signed_in = "authorization" in request_headers or "__session=" in request_headers.get(
+            "cookie", ""
+        )
+        client_id = request_headers.get(REQUEST_ID_HEADER)
         if client_id and _CLIENT_REQUEST_ID.match(client_id):
             request_id = client_id
         else:
@@ -48,6 +66,9 @@ class RequestIdMiddleware:
                     (k, v) for k, v in message.get("headers", []) if k != REQUEST_ID_HEADER.encode()
                 ]
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                headers.extend(SECURITY_HEADERS)
+                if signed_in and not any(name == b"cache-control" for name, _ in headers):
+                    headers.append(NO_STORE)
                 message["headers"] = headers
             await send(message)
 
@@ -188,36 +209,3 @@ async def refuse(
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-class SecurityHeadersMiddleware:
-    """Headers every response carries: `nosniff` (a browser never guesses a type, so an
-    uploaded file served back cannot run as a page), no `Referer` leaving for other sites,
-    and `Cache-Control: no-store` on anything answered to a signed-in caller (Authorization
-    header or session cookie) unless the route said otherwise: a shared cache or the back
-    button must not keep one user's data."""
-
-    STATIC = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_headers = Headers(scope=scope)
-        signed_in = "authorization" in request_headers or "__session=" in request_headers.get(
-            "cookie", ""
-        )
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.extend(self.STATIC)
-                if signed_in and not any(name == b"cache-control" for name, _ in headers):
-                    headers.append((b"cache-control", b"no-store"))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)

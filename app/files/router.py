@@ -16,7 +16,9 @@ router = APIRouter(tags=["files"], route_class=TransactionalRoute)
 @router.post(
     "/conversations/{conversation_id}/files",
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"description": "The conversation already had these bytes: that file."}},
+    responses={
+        200: {"model": FileRead, "description": "The conversation already had these bytes."}
+    },
 )
 async def upload_conversation_file(
     conversation_id: uuid.UUID,

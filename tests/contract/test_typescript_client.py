@@ -196,12 +196,6 @@ def test_calls_the_document_does_not_allow_fail_to_compile(generated: Path) -> N
         assert message in errors[line_number], check.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RetrievalSettings is in requests and answers, so it keeps `default` (app/core/openapi"
-    ".py drops it only from request-only schemas) and openapi-typescript makes top_k and"
-    " min_score required in a request the service accepts",
-)
 def test_a_request_may_leave_out_a_shared_schemas_defaulted_fields(generated: Path) -> None:
     (generated / "partial.ts").write_text(
         """import createClient from "openapi-fetch";

@@ -6,6 +6,7 @@ EMBEDDING_DELAY_SECONDS). The last user message steers the chat:
 
 - `please fail`: 500 before any token (the SDK's retries are off in the tests);
 - `break midway`: three tokens, then the connection drops;
+- `say nul`: "Hello", a NUL character, " world";
 - `send garbage`: three tokens, then a `data:` line that is not JSON;
 - `reset midway`: three tokens, then the connection is reset (a TCP RST, not a close);
 - `stall midway`: three tokens, then silence on an open connection for STALL_SECONDS;
@@ -143,7 +144,12 @@ async def chat_completions(request: Request) -> Response:
             else:
                 await asyncio.sleep(STALL_SECONDS)
             return
-        tokens = [f"t{i} " for i in range(200)] if "go slowly" in last_user else ANSWER
+        if "go slowly" in last_user:
+            tokens = [f"t{i} " for i in range(200)]
+        elif "say nul" in last_user:
+            tokens = ["Hello", "\u0000", " world"]
+        else:
+            tokens = ANSWER
         for token in tokens:
             if "go slowly" in last_user:
                 await asyncio.sleep(0.05)

@@ -85,8 +85,11 @@ class OpenAIChatModel:
                 if chunk.usage is not None:
                     yield Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
                 for choice in chunk.choices:
-                    if choice.delta.content:
-                        yield TextDelta(choice.delta.content)
+                    # PostgreSQL stores no NUL: one in the answer would fail its save, so
+                    # neither the stream nor the stored message carries it.
+                    text = (choice.delta.content or "").replace("\x00", "")
+                    if text:
+                        yield TextDelta(text)
                     for call in choice.delta.tool_calls or []:
                         function = call.function
                         yield ToolCallDelta(

@@ -112,3 +112,17 @@ async def test_a_stream_that_goes_silent_times_out_with_the_partial_answer(
     # it was not retried (the answer had begun).
     assert time.monotonic() - started < fake_openai.STALL_SECONDS / 3
     await assert_still_serving(http, retrying_service)
+
+
+async def test_a_nul_character_from_the_model_is_dropped_and_the_answer_saved(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    """PostgreSQL stores no NUL: one in the model's answer must not fail the run's save."""
+    agent_id = await new_agent(http, service)
+    events = await run(http, service, agent_id, run_input(fake_openai.new_id(), ("m1", "say nul")))
+    assert types(events)[-1] == "RUN_FINISHED", events[-1]
+    streamed = "".join(e["delta"] for e in events if e["type"] == "TEXT_MESSAGE_CONTENT")
+    assert streamed == "Hello world"
+    message_id = next(e["messageId"] for e in events if e["type"] == "TEXT_MESSAGE_START")
+    _, content, *_ = await wait_for_status(service, message_id, "complete")
+    assert content == "Hello world"

@@ -7,7 +7,6 @@ their routes: a file's bytes may hold anything, and its name is cleaned of contr
 characters (`app.files.service.clean_name`).
 """
 
-import json
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
@@ -62,7 +61,7 @@ async def refuse_nul_characters(request: Request) -> None:
         body = await request.body()
         if _ESCAPED_NUL in body:
             try:
-                document = json.loads(body)
+                document = await request.json()  # kept by the request for the route
             except ValueError:
                 document = None  # malformed: the route's own parsing answers it (400)
             errors += [_error(("body", *path)) for path in _nul_paths(document)]

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from pythonjsonlogger.json import JsonFormatter
 
 from app.core.logging import RequestIdFilter
 from tests import clerk
@@ -40,8 +41,6 @@ async def service(test_database: DatabaseUnderTest, model_url: str) -> AsyncIter
 class Collected(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
-        from pythonjsonlogger.json import JsonFormatter
-
         self.setFormatter(JsonFormatter("%(levelname)s %(name)s %(message)s %(request_id)s"))
         self.addFilter(RequestIdFilter())
         self.lines: list[str] = []

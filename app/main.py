@@ -14,6 +14,8 @@ from app.auth.clerk import create_token_verifier
 from app.auth.principal import get_principal
 from app.auth.service import IdentityCache
 from app.conversations.router import router as conversations_router
+from app.copilotkit.router import router as copilotkit_router
+from app.copilotkit.router import streams as copilotkit_streams
 from app.core import migrations, openapi
 from app.core.db import (
     Database,
@@ -140,6 +142,8 @@ def create_app(
     app.include_router(runs_router)
     app.include_router(cancel_runs_router)
     app.include_router(conversations_router)
+    app.include_router(copilotkit_router)
+    app.include_router(copilotkit_streams)
     app.include_router(usage_router)
     app.include_router(organizations_router)
     app.include_router(webhooks_router)

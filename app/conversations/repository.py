@@ -6,7 +6,13 @@ from sqlalchemy import delete, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.conversations.models import Conversation, ConversationVisibility, Message, MessageFile
+from app.conversations.models import (
+    Conversation,
+    ConversationVisibility,
+    Message,
+    MessageFile,
+    MessageStatus,
+)
 from app.core.pagination import Position
 
 
@@ -64,6 +70,50 @@ async def list_page(
     return list(conversations)
 
 
+async def list_readable_page(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    user_id: uuid.UUID,
+    agent_id: uuid.UUID | None,
+    after: Position | None,
+    limit: int,
+) -> list[Conversation]:
+    """Newest activity first: the user's own and those shared with the org, one list
+    (optionally one agent's)."""
+    statement = select(Conversation).where(
+        Conversation.organization_id == organization_id,
+        (Conversation.user_id == user_id)
+        | (Conversation.visibility == ConversationVisibility.organization),
+    )
+    if agent_id is not None:
+        statement = statement.where(Conversation.agent_id == agent_id)
+    if after is not None:
+        statement = statement.where(
+            tuple_(Conversation.last_activity_at, Conversation.id) < tuple_(*after)
+        )
+    conversations = await session.scalars(
+        statement.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(
+            limit
+        )
+    )
+    return list(conversations)
+
+
+async def delete_owned(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    user_id: uuid.UUID,
+    agent_id: uuid.UUID | None,
+) -> list[uuid.UUID]:
+    """Delete the user's own conversations (optionally one agent's); the ids deleted."""
+    statement = delete(Conversation).where(
+        Conversation.organization_id == organization_id, Conversation.user_id == user_id
+    )
+    if agent_id is not None:
+        statement = statement.where(Conversation.agent_id == agent_id)
+    return list(await session.scalars(statement.returning(Conversation.id)))
+
+
 async def delete_conversation(session: AsyncSession, conversation: Conversation) -> None:
     await session.execute(
         delete(Conversation).where(
@@ -119,6 +169,33 @@ async def insert_with_id(session: AsyncSession, conversation: Conversation) -> b
         .returning(Conversation.id)
     )
     return inserted is not None
+
+
+async def id_is_free(session: AsyncSession, conversation: Conversation) -> bool:
+    """Whether no conversation of any organization has the id, which this session cannot
+    see for itself: the insert a first run would make, tried in a savepoint and undone."""
+    savepoint = await session.begin_nested()
+    try:
+        return await insert_with_id(session, conversation)
+    finally:
+        await savepoint.rollback()
+
+
+async def streaming_run_ids(
+    session: AsyncSession, organization_id: uuid.UUID, conversation_id: uuid.UUID
+) -> list[str]:
+    """The runs whose answer is still being written in the conversation, in any process."""
+    run_ids = await session.scalars(
+        select(Message.run_id)
+        .where(
+            Message.organization_id == organization_id,
+            Message.conversation_id == conversation_id,
+            Message.status == MessageStatus.streaming,
+            Message.run_id.is_not(None),
+        )
+        .distinct()
+    )
+    return [run_id for run_id in run_ids if run_id is not None]
 
 
 async def all_messages(

@@ -168,6 +168,77 @@ async def open_thread(
     return conversation, False
 
 
+async def readable_thread(
+    session: AsyncSession,
+    principal: OrganizationPrincipal,
+    conversation_id: uuid.UUID,
+    agent_id: uuid.UUID,
+) -> Conversation | None:
+    """The agent's conversation the caller may read, or None for an id nobody uses yet (a
+    thread its first run will create); anyone else's is `ConversationNotFound`."""
+    conversation = await repository.get_readable(
+        session, principal.organization_id, principal.user_id, conversation_id
+    )
+    if conversation is None:
+        probe = Conversation(
+            id=conversation_id,
+            organization_id=principal.organization_id,
+            user_id=principal.user_id,
+            agent_id=agent_id,
+            title="",
+        )
+        if await repository.id_is_free(session, probe):
+            return None
+        raise ConversationNotFound()
+    if conversation.agent_id != agent_id:
+        raise ThreadOfAnotherAgent("This thread belongs to another agent.")
+    return conversation
+
+
+async def list_readable(
+    session: AsyncSession,
+    principal: OrganizationPrincipal,
+    agent_id: uuid.UUID | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Conversation], str | None]:
+    """The caller's conversations and those shared with the organization, newest activity
+    first, one page, and the cursor of the next."""
+    conversations = await repository.list_readable_page(
+        session,
+        principal.organization_id,
+        principal.user_id,
+        agent_id,
+        decode_cursor(cursor),
+        limit + 1,
+    )
+    return page_of(conversations, limit, lambda item: (item.last_activity_at, item.id))
+
+
+async def delete_own_conversations(
+    session: AsyncSession,
+    principal: OrganizationPrincipal,
+    agent_id: uuid.UUID | None,
+    workspaces_dir: Path,
+) -> int:
+    """Every conversation of the caller's own (optionally with one agent), as
+    `delete_conversation` deletes one; shared ones of others stay. How many went."""
+    deleted = await repository.delete_owned(
+        session, principal.organization_id, principal.user_id, agent_id
+    )
+    for conversation_id in deleted:
+        file_storage.remove_conversation_files_after_commit(
+            session, workspaces_dir, principal.organization_id, principal.user_id, conversation_id
+        )
+    return len(deleted)
+
+
+async def streaming_run_ids(session: AsyncSession, conversation: Conversation) -> list[str]:
+    return await repository.streaming_run_ids(
+        session, conversation.organization_id, conversation.id
+    )
+
+
 async def get_in_organization(
     session: AsyncSession, organization_id: uuid.UUID, conversation_id: uuid.UUID
 ) -> Conversation | None:

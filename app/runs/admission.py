@@ -26,8 +26,11 @@ from app.runs.executor import Admission, RunRegistry
 
 # What a refused run is told: runs last seconds to minutes, a place frees up often.
 RETRY_AFTER_SECONDS = 2
-# POST /agents/{agent_id}/runs and POST /agents/{agent_id}/quick-tasks/{task_id}/runs.
-RUN_PATH = re.compile(r"^/agents/[^/]+/(?:quick-tasks/[^/]+/)?runs$")
+# POST /agents/{agent_id}/runs, POST /agents/{agent_id}/quick-tasks/{task_id}/runs and
+# CopilotKit's POST /copilotkit/agent/{agent_id}/run.
+RUN_PATH = re.compile(
+    r"^(?:/agents/[^/]+/(?:quick-tasks/[^/]+/)?runs|/copilotkit/agent/[^/]+/run)$"
+)
 STATE_KEY = "run_admission"
 
 

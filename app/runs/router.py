@@ -1,21 +1,19 @@
-import asyncio
 import uuid
 from typing import Annotated, Any
 
 from ag_ui.core import RunAgentInput
 from fastapi import APIRouter, Body, Header, Request, Response, status
 from fastapi.responses import StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.identity import OrganizationPrincipal
 from app.auth.principal import OrganizationPrincipalDep
-from app.core.db import SessionDep, TransactionalRoute, after_commit
+from app.core.db import SessionDep, TransactionalRoute
 from app.core.errors import BadRequest
 from app.limits.dependencies import RunRateLimitDep
-from app.runs import executor, state_service
 from app.runs import service as run_service
+from app.runs import state_service
 from app.runs.admission import Admitted
 from app.runs.schemas import AgentStateRead, AgentStateWrite, QuickTaskRunRequest
+from app.runs.streaming import stream_run
 
 router = APIRouter(prefix="/agents/{agent_id}", tags=["runs"], route_class=TransactionalRoute)
 
@@ -107,7 +105,7 @@ async def run_agent(
     What the client sends is checked and saved before the stream starts; the answer is saved
     as it streams and completes even if the client goes away.
     """
-    return await _stream_run(request, session, principal, admission, agent_id, run_input)
+    return await stream_run(request, session, principal, admission, agent_id, run_input)
 
 
 @router.post(
@@ -127,40 +125,7 @@ async def run_quick_task(
 ) -> StreamingResponse:
     """Run a quick task: a run whose user message is the task's prompt, filled in."""
     run_input = await run_service.quick_task_input(session, principal, agent_id, task_id, data)
-    return await _stream_run(request, session, principal, admission, agent_id, run_input)
-
-
-async def _stream_run(
-    request: Request,
-    session: AsyncSession,
-    principal: OrganizationPrincipal,
-    admission: executor.Admission,
-    agent_id: uuid.UUID,
-    run_input: RunAgentInput,
-) -> StreamingResponse:
-    state = request.app.state
-    prepared = await run_service.prepare_run(
-        session, principal, agent_id, run_input, state.settings, state.chat_client, state.embedders
-    )
-    queue: executor.Events = asyncio.Queue()
-
-    def start() -> None:
-        # After the commit: the run's own sessions must see the rows prepared here.
-        executor.start_run(
-            prepared,
-            state.tool_runner,
-            state.run_registry,
-            admission,
-            state.settings.run_max_seconds,
-            queue,
-        )
-
-    after_commit(session, start)
-    return StreamingResponse(
-        executor.relay(queue, state.settings.run_heartbeat_seconds),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return await stream_run(request, session, principal, admission, agent_id, run_input)
 
 
 cancel_router = APIRouter(prefix="/runs", tags=["runs"], route_class=TransactionalRoute)

@@ -73,6 +73,14 @@ class PreparedRun:
     citations: list[dict[str, Any]]
 
 
+def conversation_id_of(thread_id: str) -> uuid.UUID:
+    """AG-UI's threadId is the conversation's id."""
+    try:
+        return uuid.UUID(thread_id)
+    except ValueError as exc:
+        raise InvalidThread("threadId must be a UUID: it is the conversation's id.") from exc
+
+
 async def prepare_run(
     session: AsyncSession,
     principal: OrganizationPrincipal,
@@ -85,10 +93,7 @@ async def prepare_run(
 ) -> PreparedRun:
     agent = await agents_service.get_usable_agent(session, principal, agent_id)
     model = chat_model(chat_client, settings, agent.model_settings.get("model"))
-    try:
-        conversation_id = uuid.UUID(run_input.thread_id)
-    except ValueError as exc:
-        raise InvalidThread("threadId must be a UUID: it is the conversation's id.") from exc
+    conversation_id = conversation_id_of(run_input.thread_id)
     sent = [_text_of(message) for message in run_input.messages]
     repeated = sorted(i for i, n in Counter(i for _, i, _ in sent).items() if n > 1)
     if repeated:

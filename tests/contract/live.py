@@ -47,6 +47,7 @@ class Objects:
             "file_id": self.file_id,
             "source_id": self.source_id,
             "task_id": self.task_id,
+            "thread_id": self.conversation_id,  # CopilotKit's name for a conversation
         }
 
 

@@ -58,6 +58,9 @@ BODIES: dict[str, Any] = {
         "headers": {"content-type": "application/json-patch+json"},
     },
     "runAgent": lambda: {"json": run_body()},
+    "copilotkitRun": lambda: {"json": run_body()},
+    "copilotkitConnect": lambda: {"json": run_body()},
+    "copilotkitStop": lambda: {"json": {}},
     "runQuickTask": lambda: {"json": {"parameters": {"topic": "B"}}},
     "addKnowledgeSource": lambda: {"json": {"kind": "text", "name": "B's", "text": "B's text"}},
     "uploadKnowledgeFile": upload,
@@ -255,7 +258,15 @@ def test_ids_in_bodies_reach_none_of_organization_as_objects(
         ran = http.post(
             f"/agents/{b_agent}/runs", json=run_body(a_objects.conversation_id), headers=admin
         )
-    for answer in (created, searched, ran):
+        copilotkit = [
+            http.post(
+                f"/copilotkit/agent/{b_agent}/{route}",
+                json=run_body(a_objects.conversation_id),
+                headers=admin,
+            )
+            for route in ("run", "connect")
+        ]
+    for answer in (created, searched, ran, *copilotkit):
         assert answer.status_code == 404, answer.text
         assert MARKER not in answer.text
     assert rows.snapshot() == before

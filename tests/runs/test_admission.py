@@ -79,6 +79,15 @@ async def test_beyond_the_limit_a_run_is_refused_until_a_place_frees_up(
         )
         assert refused_task.status_code == 503
         assert refused_task.headers["retry-after"] == "2"
+        # And so does a run at CopilotKit's path, while its other routes are served.
+        refused_copilotkit = await http.post(
+            f"{service.base_url}/copilotkit/agent/{agent_id}/run",
+            json=run_input(refused_thread, ("m3", "hi")),
+            headers=service.headers(),
+        )
+        assert refused_copilotkit.status_code == 503
+        info = await http.get(f"{service.base_url}/copilotkit/info", headers=service.headers())
+        assert info.status_code == 200
         # Other routes of the agent are not runs: they are served as usual.
         state = await http.get(
             f"{service.base_url}/agents/{agent_id}/state", headers=service.headers()

@@ -35,6 +35,7 @@ from app.core.embedded import EmbeddedPostgres, Roles
 from app.core.settings import Settings
 from app.main import create_app
 from tests import clerk
+from tests.node_project import NodeProject, installed_node_project
 
 TEST_CLUSTER = Path(os.environ.get("TEST_POSTGRES_DIR", ".data/test-postgres"))
 
@@ -136,6 +137,12 @@ def test_database() -> Iterator[DatabaseUnderTest]:
         server.drop_database(roles.database)
     finally:
         server.stop(even_if_not_started_here=True)
+
+
+@pytest.fixture(scope="session")
+def node_project() -> NodeProject:
+    """tests/node, installed: the venv's node, npm and npx and the pinned packages."""
+    return installed_node_project()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ compile, and calls it does not allow must not, so the types are real and not `an
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,16 +11,14 @@ import pytest
 
 from app.core.settings import Settings
 from app.main import create_app
+from tests.node_project import NodeProject
 
-OPENAPI_TYPESCRIPT = "openapi-typescript@7.13.0"
-OPENAPI_FETCH = "openapi-fetch@0.17.0"
-# Not 7.x, the latest: openapi-typescript 7.13 declares a peer dependency on typescript ^5.
-TYPESCRIPT = "typescript@5.9.3"
-PACKAGES = [OPENAPI_TYPESCRIPT, OPENAPI_FETCH, TYPESCRIPT]
+# openapi-typescript, openapi-fetch and typescript are tests/node's (typescript 5, not the
+# latest 7: openapi-typescript 7.13 declares a peer dependency on typescript ^5).
 
-# What a Next.js tsconfig sets, except skipLibCheck: the generated schema.d.ts is checked too.
+# tsc through npx, with what a Next.js tsconfig sets, except skipLibCheck: the generated
+# schema.d.ts is checked too.
 TSC = [
-    "npx",
     "--no",
     "--",
     "tsc",
@@ -131,54 +128,45 @@ MISTAKES = {
 TSC_ERROR = re.compile(r"^wrong\.ts\((\d+),\d+\): error (TS\d+: .*)$")
 
 
-def run(command: list[str], folder: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=120)
-
-
-@pytest.fixture(scope="session")
-def typescript_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("Node.js and npm are not installed: the TypeScript client test needs them")
-    folder = tmp_path_factory.mktemp("typescript-client")
-    (folder / "package.json").write_text('{"name": "typescript-client", "private": true}')
-    install = subprocess.run(
-        ["npm", "install", "--silent", "--no-audit", "--no-fund", *PACKAGES],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert install.returncode == 0, f"npm install failed (see ~/.npm/_logs): {install.stderr}"
-    return folder
+def tsc(node_project: NodeProject, folder: Path, file: str) -> subprocess.CompletedProcess[str]:
+    return node_project.run([node_project.npx, *TSC, file], cwd=folder)
 
 
 @pytest.fixture(scope="module")
-def generated(typescript_project: Path) -> Path:
+def generated(node_project: NodeProject, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A front end's folder outside the repository, with tests/node's packages as its own:
+    npx finds the tools and tsc the types through its node_modules."""
+    folder = tmp_path_factory.mktemp("typescript-client")
+    (folder / "node_modules").symlink_to(node_project.folder / "node_modules")
     # Building the document needs no database: no lifespan runs.
     document = create_app(Settings.model_validate({"app_env": "test"})).openapi()
-    (typescript_project / "openapi.json").write_text(json.dumps(document))
+    (folder / "openapi.json").write_text(json.dumps(document))
     # As docs/architecture.md tells front ends to, with openapi-typescript's defaults.
-    generation = run(
-        ["npx", "--no", "--", "openapi-typescript", "openapi.json", "-o", "schema.d.ts"],
-        typescript_project,
+    generation = node_project.run(
+        [node_project.npx, "--no", "--", "openapi-typescript", "openapi.json", "-o", "schema.d.ts"],
+        cwd=folder,
     )
     assert generation.returncode == 0, generation.stdout + generation.stderr
-    return typescript_project
+    return folder
 
 
-def test_front_end_calls_compile_against_the_generated_types(generated: Path) -> None:
+def test_front_end_calls_compile_against_the_generated_types(
+    node_project: NodeProject, generated: Path
+) -> None:
     (generated / "client.ts").write_text(CLIENT)
-    check = run([*TSC, "client.ts"], generated)
+    check = tsc(node_project, generated, "client.ts")
     assert check.returncode == 0, check.stdout + check.stderr
 
 
-def test_calls_the_document_does_not_allow_fail_to_compile(generated: Path) -> None:
+def test_calls_the_document_does_not_allow_fail_to_compile(
+    node_project: NodeProject, generated: Path
+) -> None:
     body = "".join(f"  {line}\n" for line in MISTAKES)
     wrong = f"{WRONG_HEADER}\nexport async function wrong(): Promise<void> {{\n{body}}}\n"
     (generated / "wrong.ts").write_text(wrong)
     first_mistake = len(WRONG_HEADER.splitlines()) + 3
 
-    check = run([*TSC, "wrong.ts"], generated)
+    check = tsc(node_project, generated, "wrong.ts")
 
     # An error is its first line and the indented ones that explain it.
     errors: dict[int, str] = {}
@@ -196,7 +184,9 @@ def test_calls_the_document_does_not_allow_fail_to_compile(generated: Path) -> N
         assert message in errors[line_number], check.stdout
 
 
-def test_a_request_may_leave_out_a_shared_schemas_defaulted_fields(generated: Path) -> None:
+def test_a_request_may_leave_out_a_shared_schemas_defaulted_fields(
+    node_project: NodeProject, generated: Path
+) -> None:
     (generated / "partial.ts").write_text(
         """import createClient from "openapi-fetch";
 import type { paths } from "./schema";
@@ -207,5 +197,5 @@ export const created = client.POST("/agents", {
 });
 """
     )
-    check = run([*TSC, "partial.ts"], generated)
+    check = tsc(node_project, generated, "partial.ts")
     assert check.returncode == 0, check.stdout + check.stderr

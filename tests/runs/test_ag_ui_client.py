@@ -4,58 +4,36 @@ the event sequence itself, so a malformed stream fails here."""
 
 import asyncio
 import json
-import shutil
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests import fake_openai
+from tests.node_project import NodeProject
 from tests.runs.conftest import Service, new_agent
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-AG_UI_CLIENT = "@ag-ui/client@1.0.0"
-SCRIPT = Path(__file__).parent / "node" / "run_http_agent.mjs"
-
-
-@pytest.fixture(scope="session")
-def node_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("Node.js and npm are not installed: the AG-UI client test needs them")
-    folder = tmp_path_factory.mktemp("ag-ui-client")
-    (folder / "package.json").write_text('{"name": "ag-ui-e2e", "private": true, "type": "module"}')
-    import subprocess
-
-    subprocess.run(
-        ["npm", "install", "--silent", "--no-audit", "--no-fund", AG_UI_CLIENT],
-        cwd=folder,
-        check=True,
-        timeout=300,
-    )
-    shutil.copy(SCRIPT, folder / SCRIPT.name)
-    return folder
-
 
 async def test_ag_ui_http_agent_reads_the_stream_and_gets_the_history(
-    http: httpx.AsyncClient, service: Service, node_project: Path
+    http: httpx.AsyncClient, service: Service, node_project: NodeProject
 ) -> None:
     agent_id = await new_agent(http, service)
     thread = fake_openai.new_id()
     token = service.clerk.token("user_runner", "org_runs", "admin")
-    process = await asyncio.create_subprocess_exec(
-        "node",
-        SCRIPT.name,
-        f"{service.base_url}/agents/{agent_id}/runs",
-        token,
-        thread,
-        cwd=node_project,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode == 0, stderr.decode()
-    result = json.loads(stdout)
+    # Not blocking: the service answers on this test's event loop.
+    async with asyncio.timeout(60):
+        script = await node_project.run_async(
+            [
+                node_project.node,
+                "run_http_agent.mjs",
+                f"{service.base_url}/agents/{agent_id}/runs",
+                token,
+                thread,
+            ]
+        )
+    assert script.returncode == 0, script.stderr
+    result = json.loads(script.stdout)
 
     first, second = result["first"], result["second"]
     assert first["events"][0] == "RUN_STARTED" and first["events"][-1] == "RUN_FINISHED"

@@ -4,7 +4,7 @@
 // Usage: node copilotkit_client.mjs <scenario> <runtime-url> <token|-> <agent-id> <thread-id>
 //        [<refused token>]
 // Scenarios: `chat` (connect, two runs), `reload` (a new client connects: what it shows
-// before any run), `stop` (stop during a slow answer), `refused` (the token stops being
+// before any run, then one more run), `stop` (stop during a slow answer), `refused` (the token stops being
 // accepted: what the app's onError is told), `anonymous` (no token at all).
 // Prints one JSON object.
 import { CopilotKitCore } from "@copilotkit/core";
@@ -75,6 +75,11 @@ if (scenario === "chat") {
 } else if (scenario === "reload") {
   const agent = await connectedAgent();
   result.messages = shown(agent);
+  if (result.messages.length > 0) {
+    // The chat goes on from what was restored.
+    await say(agent, "ck-u3", "After the reload");
+    result.continued = shown(agent);
+  }
 } else if (scenario === "stop") {
   const agent = await connectedAgent();
   agent.addMessage({ id: "ck-slow", role: "user", content: "go slowly" });

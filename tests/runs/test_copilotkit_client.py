@@ -72,6 +72,10 @@ async def test_a_reloaded_page_shows_the_thread_in_stored_order_before_any_run(
 
     assert reloaded["errors"] == []
     assert [(m["id"], m["role"], m["content"]) for m in reloaded["messages"]] == in_service
+    # It goes on from there: one more turn, stored once, shown in order.
+    after = stored(service, thread)
+    assert len(after) == 6 and after[:4] == in_service and after[4][0] == "ck-u3"
+    assert [(m["id"], m["role"], m["content"]) for m in reloaded["continued"]] == after
 
 
 async def test_stop_cancels_the_run_in_the_service_with_the_text_the_client_shows(

@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, tuple_, update
+from sqlalchemy import ColumnElement, Select, delete, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,8 +34,7 @@ async def get_readable(
         select(Conversation).where(
             Conversation.organization_id == organization_id,
             Conversation.id == conversation_id,
-            (Conversation.user_id == user_id)
-            | (Conversation.visibility == ConversationVisibility.organization),
+            _readable_by(user_id),
         )
     )
     return conversation
@@ -58,16 +57,7 @@ async def list_page(
         )
     else:
         statement = statement.where(Conversation.user_id == user_id)
-    if after is not None:
-        statement = statement.where(
-            tuple_(Conversation.last_activity_at, Conversation.id) < tuple_(*after)
-        )
-    conversations = await session.scalars(
-        statement.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(
-            limit
-        )
-    )
-    return list(conversations)
+    return await _newest_first(session, statement, after, limit)
 
 
 async def list_readable_page(
@@ -81,12 +71,28 @@ async def list_readable_page(
     """Newest activity first: the user's own and those shared with the org, one list
     (optionally one agent's)."""
     statement = select(Conversation).where(
-        Conversation.organization_id == organization_id,
-        (Conversation.user_id == user_id)
-        | (Conversation.visibility == ConversationVisibility.organization),
+        Conversation.organization_id == organization_id, _readable_by(user_id)
     )
     if agent_id is not None:
         statement = statement.where(Conversation.agent_id == agent_id)
+    return await _newest_first(session, statement, after, limit)
+
+
+def _readable_by(user_id: uuid.UUID) -> ColumnElement[bool]:
+    """The user's own conversations and those shared with their organization."""
+    return (Conversation.user_id == user_id) | (
+        Conversation.visibility == ConversationVisibility.organization
+    )
+
+
+async def _newest_first(
+    session: AsyncSession,
+    statement: Select[Conversation],
+    after: Position | None,
+    limit: int,
+) -> list[Conversation]:
+    """One page of the conversations `statement` selects, newest activity first, after the
+    cursor's position."""
     if after is not None:
         statement = statement.where(
             tuple_(Conversation.last_activity_at, Conversation.id) < tuple_(*after)

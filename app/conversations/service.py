@@ -148,13 +148,7 @@ async def open_thread(
         session, principal.organization_id, conversation_id
     )
     if conversation is None:
-        conversation = Conversation(
-            id=conversation_id,
-            organization_id=principal.organization_id,
-            user_id=principal.user_id,
-            agent_id=agent_id,
-            title=title[:120],
-        )
+        conversation = _new_thread(principal, conversation_id, agent_id, title[:120])
         if not await repository.insert_with_id(session, conversation):
             raise ConversationNotFound()  # the id is another organization's
         return conversation, True
@@ -166,6 +160,18 @@ async def open_thread(
         raise ThreadOfAnotherAgent("This thread belongs to another agent.")
     conversation.last_activity_at = datetime.now(UTC)
     return conversation, False
+
+
+def _new_thread(
+    principal: OrganizationPrincipal, conversation_id: uuid.UUID, agent_id: uuid.UUID, title: str
+) -> Conversation:
+    return Conversation(
+        id=conversation_id,
+        organization_id=principal.organization_id,
+        user_id=principal.user_id,
+        agent_id=agent_id,
+        title=title,
+    )
 
 
 async def readable_thread(
@@ -180,13 +186,7 @@ async def readable_thread(
         session, principal.organization_id, principal.user_id, conversation_id
     )
     if conversation is None:
-        probe = Conversation(
-            id=conversation_id,
-            organization_id=principal.organization_id,
-            user_id=principal.user_id,
-            agent_id=agent_id,
-            title="",
-        )
+        probe = _new_thread(principal, conversation_id, agent_id, "")
         if await repository.id_is_free(session, probe):
             return None
         raise ConversationNotFound()

@@ -227,6 +227,7 @@ async def test_runs_uploads_and_ingestions_are_limited_too(
 LIMITED_ROUTES = {
     ("POST", "/agents/{agent_id}/runs"): dependencies.limit_runs,
     ("POST", "/agents/{agent_id}/quick-tasks/{task_id}/runs"): dependencies.limit_runs,
+    ("POST", "/copilotkit/agent/{agent_id}/run"): dependencies.limit_runs,
     ("POST", "/conversations/{conversation_id}/files"): dependencies.limit_uploads,
     ("POST", "/agents/{agent_id}/knowledge-sources/files"): dependencies.limit_knowledge_files,
     ("POST", "/agents/{agent_id}/knowledge-sources"): dependencies.limit_ingestions,

@@ -187,7 +187,9 @@ def start_server(
     inherited = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith(("DATABASE_", "EMBEDDED_", "CLERK_", "OPENAI_", "LLM_", "RUN_"))
+        if not name.startswith(
+            ("DATABASE_", "EMBEDDED_", "CLERK_", "OPENAI_", "LLM_", "RUN_", "RATE_LIMIT")
+        )
         and name not in {"APP_ENV", "API_WORKERS", "HOST"}
     }
     env = {
@@ -201,6 +203,8 @@ def start_server(
         "LLM_MODEL": MODEL,
         "LLM_MAX_RETRIES": "0",  # a failing model shows as an error, not as a late token
         "RUN_MAX_CONCURRENT": str(max_concurrent),
+        # One user opens every run: the per-user limit would refuse most of them (429).
+        "RATE_LIMITS_ENABLED": "false",
     }
     command = [sys.executable, "-m", "app", "serve", "--workers", str(workers)]
     # cwd: the temporary folder, where no `.env` is read.

@@ -30,18 +30,23 @@ from app.core.logging import configure_logging
 from app.core.middleware import BodyLimitsMiddleware, RequestIdMiddleware
 from app.core.settings import Settings, get_settings
 from app.files.router import router as files_router
+from app.files.storage import create_storage
 from app.health.router import router as health_router
 from app.jobs.queue import create_job_queue
 from app.jobs.worker import job_context, running_worker
 from app.knowledge.embedders import Embedders
 from app.knowledge.router import router as knowledge_router
 from app.llm.client import create_chat_client
+from app.observability import tracing
+from app.observability.monitor import monitoring
+from app.observability.router import router as metrics_router
 from app.organizations.router import router as organizations_router
 from app.runs import cancellation
 from app.runs.admission import RunAdmissionMiddleware
 from app.runs.executor import RunRegistry
 from app.runs.router import cancel_router as cancel_runs_router
 from app.runs.router import router as runs_router
+from app.runs.saving import AnswerSaver
 from app.runs.tools import ToolRunner
 from app.usage.router import router as usage_router
 from app.users.router import router as users_router
@@ -54,6 +59,7 @@ def create_app(
     """`http_transport` carries the service's outbound HTTP (Clerk's JWKS); tests give one
     that answers as Clerk does."""
     settings = settings or get_settings()
+    tracing_on = tracing.configure(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,6 +74,8 @@ def create_app(
             sessionmaker = create_sessionmaker(engine)
             chat_client = create_chat_client(settings)
             embedders = Embedders(settings)
+            storage = create_storage(settings)
+            stack.push_async_callback(storage.close)
             job_queue = create_job_queue(urls.app, settings.worker_stalled_seconds)
             await stack.enter_async_context(job_queue.open_async())
             if settings.run_worker_in_process:
@@ -76,7 +84,7 @@ def create_app(
                         job_queue,
                         settings.worker_concurrency,
                         settings.worker_shutdown_timeout_seconds,
-                        job_context(sessionmaker, settings, chat_client, embedders),
+                        job_context(sessionmaker, settings, chat_client, embedders, storage),
                     )
                 )
             http_client = httpx.AsyncClient(transport=http_transport)
@@ -86,7 +94,11 @@ def create_app(
             app.state.identity_cache = IdentityCache()
             app.state.chat_client = chat_client
             app.state.embedders = embedders
-            app.state.tool_runner = ToolRunner(sessionmaker, embedders, settings.workspaces_dir)
+            app.state.storage = storage
+            app.state.tool_runner = ToolRunner(sessionmaker, embedders, storage)
+            # Entered before the runs' stop: it writes until the last run has saved.
+            saver = AnswerSaver(sessionmaker)
+            app.state.answer_saver = await stack.enter_async_context(saver.running())
             app.state.run_registry = RunRegistry(settings.run_max_concurrent)
             stack.push_async_callback(app.state.run_registry.stop_all)
             await stack.enter_async_context(cancellation.listening(engine, app.state.run_registry))
@@ -94,6 +106,7 @@ def create_app(
             app.state.sessionmaker = sessionmaker
             driver_pool = await create_driver_pool(urls.app, settings)
             stack.push_async_callback(driver_pool.close)
+            await stack.enter_async_context(monitoring(engine, driver_pool))
             # What a request's unit of work opens.
             app.state.database = Database(
                 sessionmaker, driver_pool, settings.database_pool_timeout_seconds
@@ -111,6 +124,7 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         generate_unique_id_function=openapi.operation_id,
+        telemetry=tracing.FASTAPI_TELEMETRY,
     )
     app.router.route_class = TransactionalRoute  # routes added to the app itself
     register_error_handlers(app)
@@ -133,8 +147,11 @@ def create_app(
             expose_headers=["X-Request-ID", "Retry-After", "ETag", "Content-Disposition"],
             max_age=600,
         )
+    if tracing_on:
+        app.add_middleware(tracing.SpanAttributesMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(users_router)
     app.include_router(files_router)
     app.include_router(knowledge_router)

@@ -12,7 +12,8 @@ EMBEDDING_DELAY_SECONDS). The last user message steers the chat:
 - `stall midway`: three tokens, then silence on an open connection for STALL_SECONDS;
 - `rate limit once` (with anything after it, to tell scenarios apart): the first request
   with that message is a 429 with `Retry-After`, as OpenAI sends it; the next is answered;
-- `go slowly`: one token every 50 ms, 200 tokens (for cancel and disconnect);
+- `go slowly`: one token every 50 ms, 200 tokens (for cancel and disconnect); `go slowly N`:
+  N of them;
 - `call the tool` (with `tools` in the request): a call of the first tool, its arguments in
   two pieces; after a `tool` message: "The tool said: <its content>";
 - `remember milk` (with the `update_state` tool offered): a call adding "milk" to `/items`;
@@ -145,7 +146,8 @@ async def chat_completions(request: Request) -> Response:
                 await asyncio.sleep(STALL_SECONDS)
             return
         if "go slowly" in last_user:
-            tokens = [f"t{i} " for i in range(200)]
+            count = re.search(r"go slowly (\d+)", last_user)
+            tokens = [f"t{i} " for i in range(int(count[1]) if count else 200)]
         elif "say nul" in last_user:
             tokens = ["Hello", "\u0000", " world"]
         else:

@@ -8,7 +8,7 @@ before the tenant is known sees no tenant rows at all.
 """
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Annotated, Any
 
@@ -25,6 +25,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.core.errors import DatabaseBusy
+from app.core.raises import raises
 from app.core.request_checks import refuse_nul_characters
 from app.core.settings import Settings
 
@@ -210,14 +212,18 @@ async def driver_transaction(
     await connection.execute(commit)
 
 
-def after_commit(session: AsyncSession, action: Callable[[], None]) -> None:
+# An action may be a coroutine function: moving bytes on an object store is a request.
+Action = Callable[[], Awaitable[None] | None]
+
+
+def after_commit(session: AsyncSession, action: Action) -> None:
     """Run `action` once the session's transaction has committed, never if it rolls back:
     for effects outside the database (removing files) that must follow the rows they belong
     to, not precede them."""
     session.info.setdefault("after_commit", []).append(action)
 
 
-def after_rollback(session: AsyncSession, action: Callable[[], None]) -> None:
+def after_rollback(session: AsyncSession, action: Action) -> None:
     """Run `action` if the session's transaction rolls back (or its commit fails), never if
     it commits: to give back what was reserved for work that will not happen."""
     session.info.setdefault("after_rollback", []).append(action)
@@ -236,11 +242,17 @@ async def unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
             await session.rollback()
         finally:
             for action in session.info.pop("after_rollback", []):
-                action()
+                await _run(action)
         raise
     session.info.pop("after_rollback", None)
     for action in session.info.pop("after_commit", []):
-        action()
+        await _run(action)
+
+
+async def _run(action: Action) -> None:
+    result = action()
+    if result is not None:
+        await result
 
 
 class RequestUnitOfWork:
@@ -347,6 +359,7 @@ def request_unit_of_work(request: Request) -> RequestUnitOfWork:
     return work
 
 
+@raises(DatabaseBusy)  # the pool's timeout, which app.core.errors answers as this
 async def get_session(request: Request) -> AsyncSession:
     """The request's session (one per request; `TransactionalRoute` is the only place that
     commits it). `async` like every dependency here: FastAPI runs a plain `def` in its thread

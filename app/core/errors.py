@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import MISSING, BaseModel, ConfigDict, Field
+from sqlalchemy import exc as sqlalchemy_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -98,6 +99,14 @@ class ServiceUnavailable(AppError):
     status_code = 503
     problem = "service-unavailable"
     title = "Service Unavailable"
+
+
+class DatabaseBusy(ServiceUnavailable):
+    """No pooled database connection within DATABASE_POOL_TIMEOUT_SECONDS: the service is
+    at its load, not broken; the client may retry shortly."""
+
+    problem = "database-busy"
+    title = "Database busy"
 
 
 class ValidationIssue(BaseModel):
@@ -215,6 +224,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _pool_timeout(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("no pooled database connection in time", exc_info=exc)
+    detail = "Every database connection is in use; retry in a second."
+    return await _app_error(request, DatabaseBusy(detail, headers={"Retry-After": "1"}))
+
+
 async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error", exc_info=exc)
     return problem_response(
@@ -230,4 +245,5 @@ def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(sqlalchemy_errors.TimeoutError, _pool_timeout)
     app.add_exception_handler(Exception, _unhandled_error)

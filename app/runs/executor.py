@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -46,12 +46,13 @@ from app.conversations import service as conversations_service
 from app.conversations.models import Message, MessageRole, MessageStatus
 from app.core.db import set_tenant, unit_of_work
 from app.llm.client import ChatModel, ModelError, TextDelta, ToolCallDelta, Usage
+from app.observability import metrics
+from app.runs.saving import AnswerSaver, Partial, durably
 from app.runs.service import PreparedRun
 from app.runs.tools import ToolRunner
 
 logger = logging.getLogger(__name__)
 
-SAVE_EVERY_SECONDS = 1.0  # the partial answer is saved at least this often while streaming
 MAX_TOOL_ROUNDS = 4  # model calls in one run when it keeps calling server-side tools
 # The AG-UI custom event that carries the passages an answer draws on (app/runs/tools.py).
 CITATIONS_EVENT = "citations"
@@ -97,10 +98,12 @@ class RunRegistry:
     def add(self, run_id: str, run: ActiveRun, admission: Admission) -> None:
         self._runs[run_id] = run
         admission.taken_by_run = True
+        metrics.RUNS_ACTIVE.inc()
 
         def done(_: object) -> None:
             self._runs.pop(run_id, None)
             admission.release()
+            metrics.RUNS_ACTIVE.dec()
 
         run.task.add_done_callback(done)
 
@@ -125,6 +128,7 @@ class RunRegistry:
 def start_run(
     prepared: PreparedRun,
     tools: ToolRunner,
+    saver: AnswerSaver,
     registry: RunRegistry,
     admission: Admission,
     max_seconds: float,
@@ -132,7 +136,7 @@ def start_run(
 ) -> None:
     """Start the run's task; its events arrive on the queue, then None."""
     task = asyncio.create_task(
-        execute(prepared, tools, queue, max_seconds),
+        execute(prepared, tools, saver, queue, max_seconds),
         name=f"run {prepared.run_id}",
     )
     registry.add(
@@ -140,9 +144,13 @@ def start_run(
     )
 
 
-async def relay(queue: Events, heartbeat_seconds: float) -> AsyncIterator[str]:
+async def relay(
+    queue: Events, heartbeat_seconds: float, requested_at: float | None = None
+) -> AsyncIterator[str]:
     """The run's events as SSE: everything queued since the last write goes in the next one,
-    merged (`merge_pieces`); a comment after `heartbeat_seconds` of silence."""
+    merged (`merge_pieces`); a comment after `heartbeat_seconds` of silence. Its metrics are
+    counted per write: the answer's pieces, and the time from `requested_at` (a
+    `time.perf_counter()`) to the first of them."""
     encoder = EventEncoder()
     while True:
         try:
@@ -156,9 +164,18 @@ async def relay(queue: Events, heartbeat_seconds: float) -> AsyncIterator[str]:
         finished = events[-1] is None  # None is the last thing a run queues
         pending = [event for event in events if event is not None]
         if pending:
+            pieces = sum(isinstance(event, _PIECES) for event in pending)
+            if pieces:
+                metrics.TOKENS_STREAMED.inc(pieces)
+                if requested_at is not None:
+                    metrics.TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - requested_at)
+                    requested_at = None
             yield "".join(encoder.encode(event) for event in merge_pieces(pending))
         if finished:
             return
+
+
+_PIECES = (TextMessageContentEvent, ToolCallArgsEvent)
 
 
 def merge_pieces(events: list[BaseEvent]) -> list[BaseEvent]:
@@ -183,9 +200,14 @@ def merge_pieces(events: list[BaseEvent]) -> list[BaseEvent]:
 
 
 async def execute(
-    prepared: PreparedRun, tools: ToolRunner, queue: Events, max_seconds: float
+    prepared: PreparedRun,
+    tools: ToolRunner,
+    saver: AnswerSaver,
+    queue: Events,
+    max_seconds: float,
 ) -> None:
-    """Run to the end, its events on `queue` (then None) for whoever listens."""
+    """Run to the end, its events on `queue` (then None) for whoever listens; the answer
+    saved as it grows (`saver`) and at the end (`durably`)."""
     model = prepared.model
     sessionmaker = tools.sessionmaker
     emit = queue.put_nowait
@@ -199,36 +221,28 @@ async def execute(
     if prepared.citations:
         emit(CustomEvent(name=CITATIONS_EVENT, value=prepared.citations))
     answer = _Answer(message_id, prepared.assistant_message_id, emit, prepared.citations)
+    saver.watch(prepared.organization_id, prepared.conversation_id, answer.row_id, answer.partial)
     messages = list(prepared.model_messages)
     offered = prepared.tools + prepared.server_tools
     on_server = {tool["function"]["name"] for tool in prepared.server_tools}
     started = time.monotonic()
-    usage = Usage(0, 0)
     status, error = MessageStatus.complete, None
-    last_save = started
     try:
         async with asyncio.timeout(max_seconds):
             for _ in range(MAX_TOOL_ROUNDS):
                 async for item in model.stream(messages, prepared.model_parameters, offered):
                     if isinstance(item, Usage):
-                        usage = Usage(
-                            usage.input_tokens + item.input_tokens,
-                            usage.output_tokens + item.output_tokens,
-                        )
-                        continue
-                    answer.add(item)
-                    if time.monotonic() - last_save > SAVE_EVERY_SECONDS:
-                        last_save = time.monotonic()
-                        await _save(sessionmaker, prepared, model, answer, usage, None)
+                        answer.count(item)
+                    else:
+                        answer.add(item)
                 calls = list(answer.calls.values())
                 # No call, or one the client must run: the run ends here (for the client,
                 # until it sends the tool's result in its next run).
                 if not calls or any(call["name"] not in on_server for call in calls):
                     break
                 answer = await _run_server_tools(
-                    tools, prepared, model, answer, usage, messages, emit
+                    tools, saver, prepared, model, answer, messages, emit
                 )
-                usage = Usage(0, 0)
     except asyncio.CancelledError:
         status, error = MessageStatus.cancelled, "The run was cancelled."
     except TimeoutError:
@@ -243,10 +257,12 @@ async def execute(
     finally:
         try:
             answer.close()
+            saver.forget(answer.row_id)
             latency_ms = int((time.monotonic() - started) * 1000)
             final = {"status": status, "error": error, "latency_ms": latency_ms}
+            last = _saving(sessionmaker, prepared, model, answer, final)
             # Shielded: a cancelled run still saves what it has.
-            await asyncio.shield(_save(sessionmaker, prepared, model, answer, usage, final))
+            await asyncio.shield(durably(last, "a run's answer"))
         except Exception:
             logger.exception("run's answer not saved", extra={"run_id": prepared.run_id})
             status, error = MessageStatus.error, "The answer could not be saved."
@@ -259,10 +275,10 @@ async def execute(
 
 async def _run_server_tools(
     tools: ToolRunner,
+    saver: AnswerSaver,
     prepared: PreparedRun,
     model: ChatModel,
     answer: "_Answer",
-    usage: Usage,
     messages: list[dict[str, Any]],
     emit: Callable[[BaseEvent], None],
 ) -> "_Answer":
@@ -271,7 +287,9 @@ async def _run_server_tools(
     what the tools found)."""
     sessionmaker = tools.sessionmaker
     answer.close()
-    await _save(sessionmaker, prepared, model, answer, usage, {"status": MessageStatus.complete})
+    saver.forget(answer.row_id)
+    complete = {"status": MessageStatus.complete}
+    await durably(_saving(sessionmaker, prepared, model, answer, complete), "an answer")
     messages.append(answer.as_model_message())
     citations: list[dict[str, Any]] = []
     for call in answer.calls.values():
@@ -305,7 +323,9 @@ async def _run_server_tools(
         status=MessageStatus.streaming,
         model=model.name,
     )
-    return _Answer(next_id, row_id, emit, citations)
+    following = _Answer(next_id, row_id, emit, citations)
+    saver.watch(prepared.organization_id, prepared.conversation_id, row_id, following.partial)
+    return following
 
 
 class _Answer:
@@ -328,8 +348,27 @@ class _Answer:
         self.text: list[str] = []
         self.calls: dict[int, dict[str, str]] = {}
         self._text_open = False
+        self.usage = Usage(0, 0)
+        self.version = 0  # grows with each piece (`AnswerSaver` writes what changed)
+
+    def count(self, usage: Usage) -> None:
+        self.usage = Usage(
+            self.usage.input_tokens + usage.input_tokens,
+            self.usage.output_tokens + usage.output_tokens,
+        )
+        self.version += 1
+
+    def partial(self) -> Partial:
+        return Partial(
+            self.version,
+            self.content,
+            self.parts,
+            self.usage.input_tokens,
+            self.usage.output_tokens,
+        )
 
     def add(self, item: TextDelta | ToolCallDelta) -> None:
+        self.version += 1
         if isinstance(item, TextDelta):
             if not self._text_open:
                 self.emit(TextMessageStartEvent(message_id=self.message_id, role="assistant"))
@@ -395,30 +434,35 @@ class _Answer:
         return parts + calls + self.citations
 
 
-async def _save(
+def _saving(
     sessionmaker: async_sessionmaker[AsyncSession],
     prepared: PreparedRun,
     model: ChatModel,
     answer: _Answer,
-    usage: Usage,
-    final: dict[str, Any] | None,
-) -> None:
+    final: dict[str, Any],
+) -> Callable[[], Awaitable[None]]:
+    """The answer's save with its status (`final`), to make `durably`."""
     values: dict[str, Any] = {
         "content": answer.content,
         "parts": answer.parts,
         "model": model.name,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        **(final or {}),
+        "input_tokens": answer.usage.input_tokens,
+        "output_tokens": answer.usage.output_tokens,
+        **final,
     }
+    return lambda: _save(sessionmaker, prepared, answer.row_id, values)
+
+
+async def _save(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    prepared: PreparedRun,
+    row_id: uuid.UUID,
+    values: dict[str, Any],
+) -> None:
     async with sessionmaker() as session, unit_of_work(session):
         await set_tenant(session, prepared.organization_id, prepared.user_id)
         await conversations_service.save_assistant_message(
-            session,
-            prepared.organization_id,
-            prepared.conversation_id,
-            answer.row_id,
-            values,
+            session, prepared.organization_id, prepared.conversation_id, row_id, values
         )
 
 

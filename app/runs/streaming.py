@@ -4,6 +4,7 @@ and a short fixed stream for answers that are known before they are sent (a repl
 told in AG-UI's own terms)."""
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 
@@ -29,6 +30,7 @@ async def stream_run(
     agent_id: uuid.UUID,
     run_input: RunAgentInput,
 ) -> StreamingResponse:
+    requested_at = time.perf_counter()  # for the time to the first token
     state = request.app.state
     prepared = await run_service.prepare_run(
         session, principal, agent_id, run_input, state.settings, state.chat_client, state.embedders
@@ -40,6 +42,7 @@ async def stream_run(
         executor.start_run(
             prepared,
             state.tool_runner,
+            state.answer_saver,
             state.run_registry,
             admission,
             state.settings.run_max_seconds,
@@ -48,7 +51,7 @@ async def stream_run(
 
     after_commit(session, start)
     return StreamingResponse(
-        executor.relay(queue, state.settings.run_heartbeat_seconds),
+        executor.relay(queue, state.settings.run_heartbeat_seconds, requested_at),
         media_type="text/event-stream",
         headers=STREAM_HEADERS,
     )

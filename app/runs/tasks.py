@@ -23,6 +23,7 @@ from app.organizations import service as organizations_service
 from app.organizations.models import MembershipRole
 from app.runs import executor
 from app.runs import service as run_service
+from app.runs.saving import AnswerSaver
 from app.runs.tools import ToolRunner
 
 NAMESPACE = "runs"
@@ -101,7 +102,8 @@ async def run_quick_task(
         )
     queue: asyncio.Queue[Any] = asyncio.Queue()
     tools = ToolRunner(
-        sessionmaker, context.additional_context["embedders"], settings.workspaces_dir
+        sessionmaker, context.additional_context["embedders"], context.additional_context["storage"]
     )
-    await executor.execute(prepared, tools, queue, settings.run_max_seconds)
+    async with AnswerSaver(sessionmaker).running() as saver:
+        await executor.execute(prepared, tools, saver, queue, settings.run_max_seconds)
     return prepared.thread_id

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from fastapi import FastAPI
 
 from app.core import migrations
 from app.core.settings import Settings
@@ -24,8 +25,10 @@ class Service:
         owner_url: str,
         fake_clerk: clerk.FakeClerk,
         settings: Settings,
+        app: FastAPI | None = None,
     ) -> None:
         self.base_url = base_url
+        self.app = app  # for tests that reach into the process (its pools)
         self.app_url = settings.database_url or ""
         self.settings = settings
         self.owner_url = owner_url.replace("postgresql+asyncpg://", "postgresql://")
@@ -70,7 +73,7 @@ async def serve(
     port = fake_openai.free_port()
     server, task = await fake_openai.serve(app, port, root_path)
     try:
-        yield Service(f"http://127.0.0.1:{port}", owner_url, fake_clerk, settings)
+        yield Service(f"http://127.0.0.1:{port}", owner_url, fake_clerk, settings, app)
     finally:
         server.should_exit = True
         await task

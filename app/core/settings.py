@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,6 +40,35 @@ class Settings(BaseSettings):
     )
     workspaces_dir: Path = Field(
         default=Path("workspaces"), description="Root of the files users upload and runs make."
+    )
+    storage_backend: Literal["local", "s3"] = Field(
+        default="local",
+        description="Where file bytes live: `local` (under WORKSPACES_DIR) or `s3` (an "
+        "S3-compatible bucket, S3_*), for several API machines.",
+    )
+    s3_bucket: str | None = Field(
+        default=None, description="Bucket of the files (needed with STORAGE_BACKEND=s3)."
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint of an S3-compatible store (SeaweedFS, MinIO...), path-style "
+        "(default: AWS S3).",
+    )
+    s3_region: str = Field(default="us-east-1", description="Region of the bucket.")
+    s3_access_key_id: str | None = Field(
+        default=None, description="Access key (default: the AWS environment or instance role)."
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None, description="Secret key of S3_ACCESS_KEY_ID."
+    )
+    s3_key_prefix: str = Field(
+        default="", description="Prefix of every key in the bucket (a bucket shared by services)."
+    )
+    s3_presigned_download_seconds: int = Field(
+        default=0,
+        ge=0,
+        description="Above 0: file downloads redirect (307) to a presigned URL valid this long, "
+        "so the bytes do not pass through the API. 0: the API streams them.",
     )
 
     database_url: str | None = Field(
@@ -183,6 +212,12 @@ class Settings(BaseSettings):
     run_heartbeat_seconds: float = Field(
         default=15.0, description="An SSE comment after this much silence keeps proxies open."
     )
+    run_flush_interval_ms: int = Field(
+        default=50,
+        ge=0,
+        description="A run's stream is written at most this often once its answer has begun "
+        "(what arrives in between goes in one write); 0 writes each piece as it comes.",
+    )
     run_max_concurrent: int = Field(
         # bench/bench_streams.py on 2 cores: 500 runs opened at once; at 15 per process every
         # admitted run had its first byte within 1 s in every pass, at 20-30 in most, at 50 in
@@ -241,6 +276,21 @@ class Settings(BaseSettings):
         description="Knowledge searches all of an organization's users may make per period.",
     )
 
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token `GET /metrics` requires (`Authorization: Bearer <it>`). "
+        "Unset: `/metrics` answers loopback clients only.",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        description="Base URL of an OpenTelemetry collector (OTLP over HTTP, protobuf), e.g. "
+        "http://collector:4318: traces of requests, SQL, outbound HTTP and jobs go there. "
+        "Unset: no tracing, at no cost.",
+    )
+    otel_service_name: str = Field(
+        default="ajc", description="`service.name` of the traces this process sends."
+    )
+
     @property
     def llm_configured(self) -> bool:
         return bool(self.llm_model and (self.openai_api_key or self.openai_base_url))
@@ -272,6 +322,8 @@ class Settings(BaseSettings):
     def _refuse_dev_defaults(self) -> "Settings":
         if self.clerk_jwt_key and not self.clerk_issuer:
             raise ValueError("CLERK_JWT_KEY needs CLERK_ISSUER: tokens are checked against it")
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise ValueError("STORAGE_BACKEND=s3 needs S3_BUCKET")
         if "*" in self.cors_origins:
             # Credentials are always allowed (the session cookie), and a browser would let
             # any site read any user's answers with them: name the front end's origins.

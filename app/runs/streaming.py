@@ -51,7 +51,12 @@ async def stream_run(
 
     after_commit(session, start)
     return StreamingResponse(
-        executor.relay(queue, state.settings.run_heartbeat_seconds, requested_at),
+        executor.relay(
+            queue,
+            state.settings.run_heartbeat_seconds,
+            requested_at,
+            state.settings.run_flush_interval_ms / 1000,
+        ),
         media_type="text/event-stream",
         headers=STREAM_HEADERS,
     )

@@ -2,6 +2,7 @@
 in one write, text pieces merged, nothing lost or reordered."""
 
 import asyncio
+import itertools
 import json
 from typing import Any
 
@@ -89,3 +90,37 @@ async def test_silence_is_filled_with_heartbeat_comments() -> None:
     assert await anext(chunks) == ": heartbeat\n\n"
     queue.put_nowait(None)
     assert [chunk async for chunk in chunks] == []
+
+
+async def test_once_the_answer_has_begun_writes_are_a_flush_interval_apart() -> None:
+    """A piece every 10 ms, writes at least 100 ms apart: a few writes, the text whole. (That
+    the first piece goes out at once, without waiting the interval, is the time to the first
+    token bench/bench_streams.py measures.)"""
+    queue: asyncio.Queue[BaseEvent | None] = asyncio.Queue()
+
+    async def model() -> None:
+        queue.put_nowait(RunStartedEvent(thread_id="t", run_id="r"))
+        queue.put_nowait(TextMessageStartEvent(message_id="m1", role="assistant"))
+        for i in range(30):
+            queue.put_nowait(TextMessageContentEvent(message_id="m1", delta=f"w{i} "))
+            await asyncio.sleep(0.01)
+        queue.put_nowait(TextMessageEndEvent(message_id="m1"))
+        queue.put_nowait(RunFinishedEvent(thread_id="t", run_id="r"))
+        queue.put_nowait(None)
+
+    loop = asyncio.get_running_loop()
+    writes: list[tuple[float, list[dict[str, Any]]]] = []
+    producing = asyncio.create_task(model())
+    async for chunk in relay(queue, 5, flush_seconds=0.1):
+        writes.append((loop.time(), decode(chunk)))
+    await producing
+
+    texts = [at for at, sent in writes if any(e["type"] == "TEXT_MESSAGE_CONTENT" for e in sent)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(texts)]
+    assert gaps and min(gaps) >= 0.095  # never sooner (a busy machine only makes them later)
+    assert len(texts) <= 5  # 300 ms of pieces, not 30 writes
+    text = "".join(
+        e["delta"] for _, sent in writes for e in sent if e["type"] == "TEXT_MESSAGE_CONTENT"
+    )
+    assert text == "".join(f"w{i} " for i in range(30))
+    assert writes[-1][1][-1]["type"] == "RUN_FINISHED"

@@ -201,21 +201,41 @@ def merge_pieces(events: list[BaseEvent]) -> list[BaseEvent]:
     """Consecutive text pieces of one message (or argument pieces of one tool call) as one
     event carrying them all, in order; every other event as it is."""
     merged: list[BaseEvent] = []
+    deltas: list[str] = []  # of merged[-1], when it is a piece: joined once, at its end
+
+    def close() -> None:
+        if len(deltas) > 1:
+            merged[-1] = merged[-1].model_copy(update={"delta": "".join(deltas)})
+        deltas.clear()
+
     for event in events:
-        previous = merged[-1] if merged else None
-        if (
-            isinstance(event, TextMessageContentEvent)
-            and isinstance(previous, TextMessageContentEvent)
-            and previous.message_id == event.message_id
-        ) or (
-            isinstance(event, ToolCallArgsEvent)
-            and isinstance(previous, ToolCallArgsEvent)
-            and previous.tool_call_id == event.tool_call_id
+        previous = merged[-1] if deltas else None
+        if isinstance(event, TextMessageContentEvent | ToolCallArgsEvent) and _same_piece(
+            previous, event
         ):
-            merged[-1] = previous.model_copy(update={"delta": previous.delta + event.delta})
-        else:
-            merged.append(event)
+            deltas.append(event.delta)
+            continue
+        close()
+        merged.append(event)
+        if isinstance(event, TextMessageContentEvent | ToolCallArgsEvent):
+            deltas.append(event.delta)
+    close()
     return merged
+
+
+def _same_piece(previous: BaseEvent | None, event: BaseEvent) -> bool:
+    """Whether `event` continues `previous`: the same message's text, the same call's
+    arguments."""
+    if isinstance(event, TextMessageContentEvent):
+        return (
+            isinstance(previous, TextMessageContentEvent)
+            and previous.message_id == event.message_id
+        )
+    return (
+        isinstance(event, ToolCallArgsEvent)
+        and isinstance(previous, ToolCallArgsEvent)
+        and previous.tool_call_id == event.tool_call_id
+    )
 
 
 async def execute(

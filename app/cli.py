@@ -71,6 +71,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> None:
     from app.core.db import create_engine, create_sessionmaker
     from app.core.embedded import open_database
     from app.core.logging import configure_logging
+    from app.files.storage import create_storage
     from app.jobs.queue import create_job_queue
     from app.jobs.worker import job_context
     from app.knowledge.embedders import Embedders
@@ -86,6 +87,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> None:
             settings,
             create_chat_client(settings),
             Embedders(settings),
+            create_storage(settings),
         )
         try:
             async with queue.open_async():
@@ -159,6 +161,7 @@ def cleanup(settings: Settings, args: argparse.Namespace) -> None:
     from app.core.db import create_engine, create_sessionmaker
     from app.core.embedded import open_database
     from app.core.logging import configure_logging
+    from app.files.storage import create_storage
 
     configure_logging(settings.log_level)
     days = args.days or settings.retention_days
@@ -168,7 +171,7 @@ def cleanup(settings: Settings, args: argparse.Namespace) -> None:
         try:
             return await retention.purge_inactive(
                 create_sessionmaker(engine),
-                settings.workspaces_dir,
+                create_storage(settings),
                 datetime.now(UTC),
                 days,
                 dry_run=args.dry_run,
@@ -201,6 +204,7 @@ def ingest(settings: Settings, args: argparse.Namespace) -> None:
     from app.core.db import create_engine, create_sessionmaker, set_tenant, unit_of_work
     from app.core.embedded import open_database
     from app.core.logging import configure_logging
+    from app.files.storage import create_storage
     from app.knowledge import service as knowledge_service
     from app.knowledge.embedders import Embedders
     from app.organizations import service as organizations_service
@@ -232,6 +236,7 @@ def ingest(settings: Settings, args: argparse.Namespace) -> None:
         organization_id = await organization(owner_url)
         engine = create_engine(url, settings)
         sessionmaker = create_sessionmaker(engine)
+        storage = create_storage(settings)
         try:
             async with sessionmaker() as session, unit_of_work(session):
                 await set_tenant(session, organization_id)
@@ -242,7 +247,7 @@ def ingest(settings: Settings, args: argparse.Namespace) -> None:
                         agent_id,
                         upload,
                         args.name or args.path.name,
-                        settings.workspaces_dir,
+                        storage,
                         settings.file_max_bytes,
                     )
             with tqdm(total=0, unit="chunk", desc=f"embedding {args.path.name}") as bar:
@@ -255,6 +260,7 @@ def ingest(settings: Settings, args: argparse.Namespace) -> None:
                     sessionmaker,
                     Embedders(settings),
                     settings,
+                    storage,
                     organization_id,
                     source.id,
                     progress=progress,

@@ -20,6 +20,7 @@ from contextlib import (
 )
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -36,6 +37,7 @@ from app.core.settings import Settings
 from app.main import create_app
 from tests import clerk
 from tests.node_project import NodeProject, installed_node_project
+from tests.seaweedfs import S3Server, running_seaweedfs
 
 TEST_CLUSTER = Path(os.environ.get("TEST_POSTGRES_DIR", ".data/test-postgres"))
 
@@ -137,6 +139,50 @@ def test_database() -> Iterator[DatabaseUnderTest]:
         server.drop_database(roles.database)
     finally:
         server.stop(even_if_not_started_here=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """SeaweedFS for the session, started by the first test that needs it, with the bucket
+    TEST_BUCKET; each test keeps to a key prefix of its own (`StorageUnderTest`)."""
+    with running_seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        server.create_bucket(TEST_BUCKET)
+        yield server
+
+
+TEST_BUCKET = "ajc-tests"
+
+
+@dataclass(frozen=True)
+class StorageUnderTest:
+    """One storage backend, for the tests of files to run on each (`storage_under_test`)."""
+
+    backend: str
+    server: S3Server | None
+
+    def settings(self, workspaces_dir: Path) -> dict[str, Any]:
+        """The settings that choose this backend; on S3 a new key prefix at each call, so
+        what a test finds stored is its own."""
+        if self.server is None:
+            return {"storage_backend": "local", "workspaces_dir": workspaces_dir}
+        return {
+            "storage_backend": "s3",
+            "workspaces_dir": workspaces_dir,
+            "s3_bucket": TEST_BUCKET,
+            "s3_endpoint_url": self.server.endpoint_url,
+            "s3_region": self.server.region,
+            "s3_access_key_id": self.server.access_key,
+            "s3_secret_access_key": self.server.secret_key,
+            "s3_key_prefix": f"test-{uuid.uuid4().hex[:12]}",
+        }
+
+
+@pytest.fixture(scope="module", params=["local", "s3"])
+def storage_under_test(request: pytest.FixtureRequest) -> StorageUnderTest:
+    """Each backend in turn: a test (or module-scoped service) that asks for this runs on
+    both. SeaweedFS is started only for the S3 half."""
+    server = request.getfixturevalue("s3_server") if request.param == "s3" else None
+    return StorageUnderTest(request.param, server)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
 def test_readme_lists_every_setting_with_its_default() -> None:
-    rows = dict(re.findall(r"^\| `([A-Z_]+)` \| (.+?) \|", README, flags=re.MULTILINE))
+    rows = dict(re.findall(r"^\| `([A-Z0-9_]+)` \| (.+?) \|", README, flags=re.MULTILINE))
     for name, field in Settings.model_fields.items():
         key = name.upper()
         assert key in rows, f"{key} is missing from the README's configuration table"

@@ -49,9 +49,7 @@ async def delete_agent(
     agent_id: uuid.UUID, request: Request, session: SessionDep, principal: AdminDep
 ) -> None:
     """Delete an agent the caller's organization owns, with everything under it (admins)."""
-    await service.delete_agent(
-        session, principal, agent_id, request.app.state.settings.workspaces_dir
-    )
+    await service.delete_agent(session, principal, agent_id, request.app.state.storage)
 
 
 @router.get("/{agent_id}/quick-tasks")

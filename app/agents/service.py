@@ -8,7 +8,6 @@ read-only.
 """
 
 import uuid
-from pathlib import Path
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,7 +25,8 @@ from app.agents.schemas import (
     CatalogSource,
 )
 from app.auth.identity import OrganizationPrincipal
-from app.files import storage
+from app.files import storage as file_storage
+from app.files.storage import Storage
 
 
 async def list_agents(session: AsyncSession, principal: OrganizationPrincipal) -> list[AgentRead]:
@@ -85,12 +85,12 @@ async def delete_agent(
     session: AsyncSession,
     principal: OrganizationPrincipal,
     agent_id: uuid.UUID,
-    workspaces_dir: Path,
+    storage: Storage,
 ) -> None:
     """The agent and what its rows cascade to now; its knowledge files once that commits."""
     agent = await _get_editable(session, principal, agent_id)
     await repository.delete_agent(session, agent)
-    storage.remove_agent_files_after_commit(session, workspaces_dir, agent.id)
+    file_storage.remove_agent_files_after_commit(session, storage, agent.id)
 
 
 async def _get_editable(

@@ -6,23 +6,23 @@ Run daily by the job worker and by hand with `ajc cleanup [--dry-run]`. It visit
 organization at a time (the tenant set for it) and deletes in batches, one transaction each,
 so a crash half-way leaves every batch either done or untouched. The bytes of a committed
 batch are removed after its commit; if the process dies between the two, the next run finds
-the folders whose conversation is gone and removes them, as it removes uploads that never
-reached their row (`.incoming/` files older than a day). Rerunning finishes the job.
+the folders (key prefixes, on S3) whose conversation is gone and removes them, as it removes
+uploads that never reached their row (staged `.incoming/` objects older than a day), on
+either storage backend. Rerunning finishes the job.
 """
 
 import logging
-import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.conversations import repository
 from app.core.db import set_tenant, unit_of_work
-from app.files import storage
+from app.files import storage as file_storage
+from app.files.storage import Storage
 from app.organizations import service as organizations_service
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class Report:
 
 async def purge_inactive(
     sessionmaker: async_sessionmaker[AsyncSession],
-    workspaces_dir: Path,
+    storage: Storage,
     now: datetime,
     days: int,
     dry_run: bool = False,
@@ -63,21 +63,24 @@ async def purge_inactive(
         organization_ids = await organizations_service.list_ids(session)
     for organization_id in organization_ids:
         found = await _purge_organization(
-            sessionmaker, workspaces_dir, organization_id, before, dry_run, batch, report
+            sessionmaker, storage, organization_id, before, dry_run, batch, report
         )
         if found:
             report.organizations.append(str(organization_id))
         if not dry_run:
-            await _remove_orphan_folders(sessionmaker, workspaces_dir, organization_id, report)
+            await _remove_orphan_folders(sessionmaker, storage, organization_id, report)
     if not dry_run:
-        report.stale_uploads = _remove_stale_uploads(workspaces_dir, now)
+        # The wall clock bounds a `now` set ahead (tests): an upload in flight is never
+        # "stale".
+        cutoff = min(now.timestamp(), time.time()) - INCOMING_MAX_AGE_SECONDS
+        report.stale_uploads = await storage.remove_staged_before(cutoff)
     logger.info("retention", extra={"dry_run": dry_run, "days": days, **report.__dict__})
     return report
 
 
 async def _purge_organization(
     sessionmaker: async_sessionmaker[AsyncSession],
-    workspaces_dir: Path,
+    storage: Storage,
     organization_id: uuid.UUID,
     before: datetime,
     dry_run: bool,
@@ -102,14 +105,14 @@ async def _purge_organization(
                 continue
             deleted = await repository.delete_inactive(session, organization_id, ids, before)
             for user_id, conversation_id in deleted:
-                storage.remove_conversation_files_after_commit(
-                    session, workspaces_dir, organization_id, user_id, conversation_id
+                file_storage.remove_conversation_files_after_commit(
+                    session, storage, organization_id, user_id, conversation_id
                 )
 
 
 async def _remove_orphan_folders(
     sessionmaker: async_sessionmaker[AsyncSession],
-    workspaces_dir: Path,
+    storage: Storage,
     organization_id: uuid.UUID,
     report: Report,
 ) -> None:
@@ -119,39 +122,27 @@ async def _remove_orphan_folders(
     The folders are listed before the database is asked: a folder exists only once its
     conversation has committed (uploads go to existing conversations), so one listed here
     and missing from the database is really gone, whatever commits meanwhile."""
-    organization_folder = workspaces_dir / str(organization_id)
-    folders = [
-        folder
-        for user_folder in storage.subfolders(organization_folder)
-        if _is_uuid(user_folder.name)  # not knowledge/, which belongs to agents
-        for folder in storage.subfolders(user_folder)
-        if _is_uuid(folder.name)
-    ]
+    folders: list[tuple[str, uuid.UUID]] = []  # (user folder, conversation id)
+    for user_folder in await storage.subfolders(str(organization_id)):
+        if not _is_uuid(user_folder):  # not knowledge/, which belongs to agents
+            continue
+        user_path = f"{organization_id}/{user_folder}"
+        folders += [
+            (user_path, uuid.UUID(name))
+            for name in await storage.subfolders(user_path)
+            if _is_uuid(name)
+        ]
     if not folders:
         return
     async with sessionmaker() as session:
         await set_tenant(session, organization_id)
         existing = await repository.existing_ids(
-            session, organization_id, [uuid.UUID(folder.name) for folder in folders]
+            session, organization_id, [conversation_id for _, conversation_id in folders]
         )
-    for folder in folders:
-        if uuid.UUID(folder.name) not in existing:
-            shutil.rmtree(folder)
+    for user_path, conversation_id in folders:
+        if conversation_id not in existing:
+            await storage.delete_folder(f"{user_path}/{conversation_id}")
             report.orphan_folders += 1
-
-
-def _remove_stale_uploads(workspaces_dir: Path, now: datetime) -> int:
-    incoming = workspaces_dir / storage.INCOMING
-    if not incoming.is_dir():
-        return 0
-    # The wall clock bounds a `now` set ahead (tests): an upload in flight is never "stale".
-    cutoff = min(now.timestamp(), time.time()) - INCOMING_MAX_AGE_SECONDS
-    removed = 0
-    for path in incoming.iterdir():
-        if path.is_file() and path.stat().st_mtime < cutoff:
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
 
 
 def _is_uuid(name: str) -> bool:

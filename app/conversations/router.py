@@ -72,7 +72,7 @@ async def delete_conversation(
 ) -> None:
     """Delete with its messages and files (owner only)."""
     await service.delete_conversation(
-        session, principal, conversation_id, request.app.state.settings.workspaces_dir
+        session, principal, conversation_id, request.app.state.storage
     )
 
 

@@ -7,7 +7,6 @@ conversation the caller cannot read is `ConversationNotFound`.
 
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +30,7 @@ from app.conversations.schemas import (
 )
 from app.core.pagination import decode_cursor, page_of
 from app.files import storage as file_storage
+from app.files.storage import Storage
 
 
 async def create_conversation(
@@ -109,14 +109,14 @@ async def delete_conversation(
     session: AsyncSession,
     principal: OrganizationPrincipal,
     conversation_id: uuid.UUID,
-    workspaces_dir: Path,
+    storage: Storage,
 ) -> None:
     """Its messages, files' rows, embeddings and thread state go by cascade, in this
     transaction; its files on disk once it commits."""
     conversation = await get_own_conversation(session, principal, conversation_id)
     await repository.delete_conversation(session, conversation)
     file_storage.remove_conversation_files_after_commit(
-        session, workspaces_dir, conversation.organization_id, conversation.user_id, conversation.id
+        session, storage, conversation.organization_id, conversation.user_id, conversation.id
     )
 
 
@@ -219,7 +219,7 @@ async def delete_own_conversations(
     session: AsyncSession,
     principal: OrganizationPrincipal,
     agent_id: uuid.UUID | None,
-    workspaces_dir: Path,
+    storage: Storage,
 ) -> int:
     """Every conversation of the caller's own (optionally with one agent), as
     `delete_conversation` deletes one; shared ones of others stay. How many went."""
@@ -228,7 +228,7 @@ async def delete_own_conversations(
     )
     for conversation_id in deleted:
         file_storage.remove_conversation_files_after_commit(
-            session, workspaces_dir, principal.organization_id, principal.user_id, conversation_id
+            session, storage, principal.organization_id, principal.user_id, conversation_id
         )
     return len(deleted)
 

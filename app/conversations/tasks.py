@@ -22,7 +22,7 @@ async def purge_inactive(context: procrastinate.JobContext, timestamp: int) -> d
     settings = extra["settings"]
     report = await retention.purge_inactive(
         extra["sessionmaker"],
-        settings.workspaces_dir,
+        extra["storage"],
         datetime.fromtimestamp(timestamp, UTC),
         settings.retention_days,
     )

@@ -164,6 +164,4 @@ async def copilotkit_clear_threads(
 ) -> None:
     """Delete the caller's own conversations (with the agent, if named), with their messages
     and files; others' shared ones stay."""
-    await service.clear_threads(
-        session, principal, agent_id, request.app.state.settings.workspaces_dir
-    )
+    await service.clear_threads(session, principal, agent_id, request.app.state.storage)

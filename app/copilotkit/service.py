@@ -15,7 +15,6 @@ a copy of anyone's thread.
 """
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 from ag_ui.core import (
@@ -45,6 +44,7 @@ from app.copilotkit.schemas import (
     ThreadEndpoints,
     ThreadPage,
 )
+from app.files.storage import Storage
 from app.runs import service as run_service
 from app.runs import state_service
 from app.runs.errors import RunNotFound
@@ -231,8 +231,6 @@ async def clear_threads(
     session: AsyncSession,
     principal: OrganizationPrincipal,
     agent_id: uuid.UUID | None,
-    workspaces_dir: Path,
+    storage: Storage,
 ) -> None:
-    await conversations_service.delete_own_conversations(
-        session, principal, agent_id, workspaces_dir
-    )
+    await conversations_service.delete_own_conversations(session, principal, agent_id, storage)

@@ -2,6 +2,7 @@ from app.core.errors import (
     AppError,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     UnprocessableContent,
     UnsupportedMediaType,
 )
@@ -28,9 +29,17 @@ class InvalidAttachment(UnprocessableContent):
 
 
 class InsufficientStorage(AppError):
-    """The disk (or the quota) holding WORKSPACES_DIR is full: the client may try again later,
-    and nothing of the attempt is kept."""
+    """The disk (or the quota) holding WORKSPACES_DIR, or the object store, is full: the
+    client may try again later, and nothing of the attempt is kept."""
 
     status_code = 507
     problem = "insufficient-storage"
     title = "Insufficient Storage"
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The object store refused or did not answer (after its retries): nothing of the attempt
+    is kept, and the client may try again."""
+
+    problem = "storage-unavailable"
+    title = "File storage unavailable"

@@ -6,7 +6,9 @@ from fastapi.responses import FileResponse
 
 from app.auth.principal import OrganizationPrincipalDep
 from app.core.db import SessionDep, TransactionalRoute
-from app.files import media_types, service, storage
+from app.core.raises import raises
+from app.files import media_types, service
+from app.files.errors import FileNotFound, StorageUnavailable
 from app.files.schemas import FileRead
 from app.limits.dependencies import UploadRateLimitDep
 
@@ -39,7 +41,7 @@ async def upload_conversation_file(
         conversation_id,
         file.file,
         name or file.filename or "",
-        settings.workspaces_dir,
+        request.app.state.storage,
         settings.file_max_bytes,
     )
     if not created:
@@ -70,19 +72,24 @@ async def read_file(
             # Served with the type the bytes were found to have on upload.
             "content": {media_type: {"schema": {}} for media_type in sorted(media_types.ALLOWED)},
             "description": "The bytes",
-        }
+        },
+        307: {
+            "description": "With S3_PRESIGNED_DOWNLOAD_SECONDS: a redirect to a presigned URL "
+            "of the bytes, served by the file store with the same type and name."
+        },
     },
 )
+@raises(FileNotFound, StorageUnavailable)  # the storage's: not followed by the reading
 async def read_file_content(
     file_id: uuid.UUID, request: Request, session: SessionDep, principal: OrganizationPrincipalDep
-) -> FileResponse:
-    """The bytes, with the stored media type and the client's name as an attachment."""
+) -> Response:
+    """The bytes, with the stored media type and the client's name as an attachment,
+    streamed from the file store."""
     file = await service.get_readable_file(session, principal, file_id)
-    return FileResponse(
-        storage.path_of(request.app.state.settings.workspaces_dir, file.storage_path),
-        media_type=file.media_type,
-        filename=file.original_name,
+    response: Response = await request.app.state.storage.download(
+        file.storage_path, file.media_type, file.original_name
     )
+    return response
 
 
 @router.delete("/files/{file_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -91,4 +98,4 @@ async def delete_file(
 ) -> None:
     """Delete a file (the conversation's owner only): its row now, its bytes once that
     commits."""
-    await service.delete(session, principal, file_id, request.app.state.settings.workspaces_dir)
+    await service.delete(session, principal, file_id, request.app.state.storage)

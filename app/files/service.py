@@ -1,5 +1,5 @@
 """Files of conversations: uploaded by the conversation's owner, read by whoever may read the
-conversation, stored under WORKSPACES_DIR as
+conversation, stored (app/files/storage.py: on the local disk or in an S3 bucket) as
 `{org_id}/{user_id}/{conversation_id}/files/{uploads|generated|attachments}/{file_id}{ext}`.
 
 The name is the service's (the file's id and the extension of its detected type); the
@@ -12,7 +12,6 @@ import asyncio
 import logging
 import unicodedata
 import uuid
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,15 +21,18 @@ from app.conversations import service as conversations_service
 from app.conversations.errors import ConversationNotFound
 from app.conversations.models import Conversation
 from app.core.raises import raises
-from app.files import media_types, repository, storage
+from app.files import media_types, repository
+from app.files import storage as file_storage
 from app.files.errors import (
     FileNotFound,
     FileTooLarge,
     InsufficientStorage,
     InvalidAttachment,
+    StorageUnavailable,
     UnsupportedFileType,
 )
 from app.files.models import File, FileCategory
+from app.files.storage import Received, Storage
 from app.jobs.outbox import defer_in_transaction
 
 logger = logging.getLogger(__name__)
@@ -47,7 +49,7 @@ async def upload(
     conversation_id: uuid.UUID,
     source: BinaryIO,
     name: str,
-    workspaces_dir: Path,
+    storage: Storage,
     max_bytes: int,
 ) -> tuple[File, bool]:
     """The stored file, and whether it is new (False: the conversation already had these
@@ -55,14 +57,12 @@ async def upload(
     conversation = await conversations_service.get_own_conversation(
         session, principal, conversation_id
     )
-    received, media_type = await receive(
-        source, name, workspaces_dir, max_bytes, media_types.ALLOWED
-    )
+    received, media_type = await receive(source, name, storage, max_bytes, media_types.ALLOWED)
     existing = await repository.get_by_sha256(
         session, conversation.organization_id, conversation.id, received.sha256
     )
     if existing is not None:
-        storage.discard(received)
+        await storage.discard(received)
         return existing, False
     file_id = uuid.uuid4()
     file = File(
@@ -85,14 +85,16 @@ async def upload(
     )
     if not await repository.insert(session, file):
         # The same bytes arrived at the same moment in another request.
-        storage.discard(received)
+        await storage.discard(received)
         concurrent = await repository.get_by_sha256(
             session, conversation.organization_id, conversation.id, received.sha256
         )
         if concurrent is None:
             raise FileNotFound()
         return concurrent, False
-    storage.keep_after_commit(session, workspaces_dir, received, file.storage_path)
+    await file_storage.keep_after_commit(
+        session, storage, received, file.storage_path, media_type, file.original_name
+    )
     if media_type in media_types.READABLE:
         await defer_in_transaction(
             session,
@@ -103,25 +105,25 @@ async def upload(
     return file, True
 
 
-@raises(InsufficientStorage)  # from storage.receive, in a thread the reading does not follow
+@raises(InsufficientStorage, StorageUnavailable)  # the storage's: not followed by the reading
 async def receive(
-    source: BinaryIO, name: str, workspaces_dir: Path, max_bytes: int, accepted: set[str]
-) -> tuple[storage.Received, str]:
-    """An upload under `.incoming/` and its type, detected from its bytes; FileTooLarge,
+    source: BinaryIO, name: str, storage: Storage, max_bytes: int, accepted: set[str]
+) -> tuple[Received, str]:
+    """An upload read by the storage and its type, detected from its bytes; FileTooLarge,
     UnsupportedFileType or InsufficientStorage (and nothing left behind) otherwise. The
-    caller keeps or discards the bytes (`storage.keep_after_commit`)."""
+    caller keeps or discards the bytes (`file_storage.keep_after_commit`)."""
     try:
-        received = await asyncio.to_thread(storage.receive, workspaces_dir, source, max_bytes)
-    except storage.TooLarge as exc:
+        received = await storage.receive(source, max_bytes)
+    except file_storage.TooLarge as exc:
         raise FileTooLarge(f"Files may be at most {max_bytes} bytes.") from exc
     try:
         media_type = await asyncio.to_thread(
-            media_types.detect, received.head, name, received.path.read_bytes
+            media_types.detect, received.head, name, received.read_all
         )
         if media_type not in accepted:
             raise media_types.Unsupported(f"Files of type {media_type} are not accepted here.")
     except media_types.Unsupported as exc:
-        storage.discard(received)
+        await storage.discard(received)
         raise UnsupportedFileType(f"{exc} Accepted: {', '.join(sorted(accepted))}.") from exc
     return received, media_type
 
@@ -200,14 +202,14 @@ async def delete(
     session: AsyncSession,
     principal: OrganizationPrincipal,
     file_id: uuid.UUID,
-    workspaces_dir: Path,
+    storage: Storage,
 ) -> None:
     """The owner of the file's conversation only; its chunks and message links go with the
     row, its bytes once that commits."""
     file = await get_readable_file(session, principal, file_id)
     await conversations_service.get_own_conversation(session, principal, file.conversation_id)
     await repository.delete_file(session, file.organization_id, file.id)
-    storage.delete_after_commit(session, workspaces_dir, file.storage_path)
+    file_storage.delete_after_commit(session, storage, file.storage_path)
 
 
 def storage_path(

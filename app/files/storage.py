@@ -1,42 +1,44 @@
-"""The bytes of files, under WORKSPACES_DIR; the rows that describe them are the caller's.
+"""The bytes of files, behind one small interface with two backends; the rows that describe
+them are the caller's.
+
+- `local` (the default, app/files/backends/local.py): a tree under WORKSPACES_DIR.
+- `s3` (`STORAGE_BACKEND=s3`, app/files/backends/s3.py): an S3-compatible bucket, under
+  S3_KEY_PREFIX, through `obstore` (chosen by measurement: see that module).
+
+Both keep the same keys, `{org_id}/{user_id}/{conversation_id}/files/{category}/{name}` and
+`{org_id}/knowledge/{agent_id}/{name}`, so each deletion is one prefix: a conversation's, an
+organization's, a user's in every organization, an agent's knowledge in every organization.
 
 A file arrives in two steps, so that a failure leaves neither bytes without a row nor a row
-without bytes: `receive` writes the upload under `.incoming/` (hashing and counting it, and
-stopping at the size limit), then, in the transaction that inserts the row, `keep_after_commit`
-moves it into place once the row has committed, or deletes it if the transaction rolls back.
-A crash between the two leaves only an `.incoming/` file, which the retention job removes.
-A full disk (ENOSPC, or EDQUOT for a quota) is `InsufficientStorage`, with the partial file
-deleted.
-
-The layout makes each deletion one folder: a conversation's, an organization's whole tree, or
-a user's folder in every organization (the `remove_*_after_commit` helpers, for the domains
-whose deletions cascade to files).
-
-The interface is the seam for an S3-compatible backend later: paths here are relative keys.
+without bytes. `receive` reads the upload once (hashing and counting it, stopping at the size
+limit); in the transaction that inserts the row, `keep_after_commit` stages the bytes under
+`.incoming/` and moves them to their key once the row has committed, or deletes them if the
+transaction rolls back. A crash between the two leaves only a staged object, which the
+retention job removes after a day. Deletions wait for the commit the same way. A full disk is
+`InsufficientStorage` (507); an object store that refuses is `StorageUnavailable` (503); in
+either case nothing of the attempt is kept.
 """
 
-import contextlib
-import errno
-import hashlib
-import logging
-import os
-import shutil
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+from urllib.parse import quote
 
+from fastapi import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import after_commit, after_rollback
-from app.files.errors import InsufficientStorage
+from app.core.raises import raises
+from app.files.errors import InsufficientStorage, StorageUnavailable
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from app.core.settings import Settings
 
 INCOMING = ".incoming"
 CHUNK_BYTES = 1024 * 1024
 HEAD_BYTES = 8192  # what content sniffing looks at
+KNOWLEDGE_FOLDER = "knowledge"  # beside the organization's user folders
 
 
 class TooLarge(Exception):
@@ -45,131 +47,155 @@ class TooLarge(Exception):
 
 @dataclass(frozen=True)
 class Received:
-    path: Path
+    """An upload read once: what the row records, and what staging needs."""
+
+    staging_key: str
     size_bytes: int
     sha256: str
     head: bytes
+    read_all: Callable[[], bytes] = field(repr=False, compare=False)
+    """All the bytes (blocking): for content sniffing of text."""
+    source: BinaryIO | None = field(default=None, repr=False, compare=False)
+    """The upload itself, when the backend stages from it later (S3)."""
 
 
-def receive(workspaces_dir: Path, source: BinaryIO, max_bytes: int) -> Received:
-    """Copy `source` to a new file under `.incoming/`; `TooLarge` beyond `max_bytes`,
-    `InsufficientStorage` when the disk is full (and nothing left behind either way).
-    Blocking: run it in a thread."""
-    folder = workspaces_dir / INCOMING
-    path = folder / uuid.uuid4().hex
-    digest = hashlib.sha256()
-    size = 0
-    head = b""
-    try:
-        with _full_disk_reported():
-            folder.mkdir(parents=True, exist_ok=True)
-            with path.open("xb") as target:
-                while chunk := source.read(CHUNK_BYTES):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise TooLarge()
-                    if len(head) < HEAD_BYTES:
-                        head += chunk[: HEAD_BYTES - len(head)]
-                    digest.update(chunk)
-                    target.write(chunk)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return Received(path, size, digest.hexdigest(), head)
+class Storage(Protocol):
+    """Keys are relative (`{org_id}/...`); a folder is a key prefix without its slash."""
+
+    async def receive(self, source: BinaryIO, max_bytes: int) -> Received:
+        """Read `source` once; `TooLarge` beyond `max_bytes` (nothing kept either way)."""
+        ...
+
+    async def stage(self, received: Received, key: str, media_type: str, name: str) -> None:
+        """Make the received bytes ready to become `key` (before the row commits)."""
+        ...
+
+    async def move_into_place(self, received: Received, key: str) -> None:
+        """The staged bytes become `key` (after the row committed)."""
+        ...
+
+    async def discard(self, received: Received) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def delete_folder(self, folder: str) -> None:
+        """Everything under `folder/`; nothing if there is none."""
+        ...
+
+    async def subfolders(self, folder: str) -> list[str]:
+        """The names of the folders directly under `folder` ("" for the root), staging
+        excluded."""
+        ...
+
+    async def remove_staged_before(self, timestamp: float) -> int:
+        """Staged objects last written before `timestamp`: uploads that never reached their
+        row. How many were removed."""
+        ...
+
+    async def keys(self, folder: str = "") -> list[str]:
+        """Every key under `folder`, staged ones included, sorted."""
+        ...
+
+    async def read_bytes(self, key: str) -> bytes: ...
+
+    async def download(self, key: str, media_type: str, name: str) -> Response:
+        """The response that serves `key`: streamed, never read whole into memory."""
+        ...
+
+    async def close(self) -> None: ...
 
 
-@contextlib.contextmanager
-def _full_disk_reported() -> Iterator[None]:
-    """A full disk as InsufficientStorage: the client's to retry later, not our bug."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            logger.warning("no space left for files", extra={"error": str(exc)})
-            raise InsufficientStorage("The file could not be stored: no space is left.") from exc
-        raise
+def create_storage(settings: "Settings") -> Storage:
+    if settings.storage_backend == "s3":
+        from app.files.backends.s3 import S3Storage
+
+        return S3Storage.from_settings(settings)
+    from app.files.backends.local import LocalStorage
+
+    return LocalStorage(settings.workspaces_dir)
 
 
-def discard(received: Received) -> None:
-    received.path.unlink(missing_ok=True)
+def new_staging_key() -> str:
+    return f"{INCOMING}/{uuid.uuid4().hex}"
 
 
-def keep_after_commit(
-    session: AsyncSession, workspaces_dir: Path, received: Received, storage_path: str
+def content_disposition(name: str) -> str:
+    """`attachment` with the client's name, as Starlette's FileResponse writes it (RFC 6266,
+    RFC 5987 for names that are not plain ASCII)."""
+    quoted = quote(name)
+    if quoted != name:
+        return f"attachment; filename*=utf-8''{quoted}"
+    return f'attachment; filename="{name}"'
+
+
+@raises(InsufficientStorage, StorageUnavailable)  # the backend's: not followed by the reading
+async def keep_after_commit(
+    session: AsyncSession,
+    storage: Storage,
+    received: Received,
+    key: str,
+    media_type: str,
+    name: str,
 ) -> None:
-    """Move the received bytes to `storage_path` once the session commits; delete them if it
-    rolls back. The folder is made now, so the move after the commit is a rename and
-    nothing else."""
-    final = workspaces_dir / storage_path
-    # Before the folder: making it can fail too (no inode left), and the request then rolls
-    # back with the received bytes still to delete.
-    after_rollback(session, lambda: discard(received))
-    with _full_disk_reported():
-        final.parent.mkdir(parents=True, exist_ok=True)
-    after_commit(session, lambda: os.replace(received.path, final))
+    """Stage the received bytes for `key` now and move them there once the session commits;
+    delete them if it rolls back."""
+    # Before staging: staging can fail half-way too (a full disk, a refusing store), and the
+    # request then rolls back with whatever was written still to delete.
+    after_rollback(session, lambda: storage.discard(received))
+    await storage.stage(received, key, media_type, name)
+    after_commit(session, lambda: storage.move_into_place(received, key))
 
 
-def delete_after_commit(session: AsyncSession, workspaces_dir: Path, storage_path: str) -> None:
-    after_commit(session, lambda: (workspaces_dir / storage_path).unlink(missing_ok=True))
-
-
-def path_of(workspaces_dir: Path, storage_path: str) -> Path:
-    return workspaces_dir / storage_path
+def delete_after_commit(session: AsyncSession, storage: Storage, key: str) -> None:
+    after_commit(session, lambda: storage.delete(key))
 
 
 def remove_organization_files_after_commit(
-    session: AsyncSession, workspaces_dir: Path, organization_id: uuid.UUID
+    session: AsyncSession, storage: Storage, organization_id: uuid.UUID
 ) -> None:
-    after_commit(session, lambda: _remove_tree(workspaces_dir / str(organization_id)))
+    after_commit(session, lambda: storage.delete_folder(str(organization_id)))
+
+
+def conversation_folder(
+    organization_id: uuid.UUID, user_id: uuid.UUID, conversation_id: uuid.UUID
+) -> str:
+    return f"{organization_id}/{user_id}/{conversation_id}"
 
 
 def remove_conversation_files_after_commit(
     session: AsyncSession,
-    workspaces_dir: Path,
+    storage: Storage,
     organization_id: uuid.UUID,
     user_id: uuid.UUID,
     conversation_id: uuid.UUID,
 ) -> None:
-    folder = workspaces_dir / str(organization_id) / str(user_id) / str(conversation_id)
-    after_commit(session, lambda: _remove_tree(folder))
-
-
-KNOWLEDGE_FOLDER = "knowledge"  # beside the organization's user folders
+    folder = conversation_folder(organization_id, user_id, conversation_id)
+    after_commit(session, lambda: storage.delete_folder(folder))
 
 
 def knowledge_folder(organization_id: uuid.UUID, agent_id: uuid.UUID) -> str:
-    """Where an agent's knowledge files live, relative to the workspaces folder."""
+    """Where an agent's knowledge files live."""
     return f"{organization_id}/{KNOWLEDGE_FOLDER}/{agent_id}"
 
 
 def remove_agent_files_after_commit(
-    session: AsyncSession, workspaces_dir: Path, agent_id: uuid.UUID
+    session: AsyncSession, storage: Storage, agent_id: uuid.UUID
 ) -> None:
     """Every organization's knowledge files of the agent (a public or platform agent learns
     for each organization that uses it)."""
 
-    def remove() -> None:
-        for organization_folder in subfolders(workspaces_dir):
-            _remove_tree(organization_folder / KNOWLEDGE_FOLDER / str(agent_id))
+    async def remove() -> None:
+        for organization in await storage.subfolders(""):
+            await storage.delete_folder(f"{organization}/{KNOWLEDGE_FOLDER}/{agent_id}")
 
     after_commit(session, remove)
 
 
 def remove_user_files_after_commit(
-    session: AsyncSession, workspaces_dir: Path, user_id: uuid.UUID
+    session: AsyncSession, storage: Storage, user_id: uuid.UUID
 ) -> None:
-    def remove() -> None:
-        for organization_folder in subfolders(workspaces_dir):
-            _remove_tree(organization_folder / str(user_id))
+    async def remove() -> None:
+        for organization in await storage.subfolders(""):
+            await storage.delete_folder(f"{organization}/{user_id}")
 
     after_commit(session, remove)
-
-
-def subfolders(folder: Path) -> list[Path]:
-    return [child for child in folder.iterdir() if child.is_dir()] if folder.is_dir() else []
-
-
-def _remove_tree(folder: Path) -> None:
-    if folder.is_dir():
-        shutil.rmtree(folder)
-        logger.info("removed files", extra={"folder": str(folder)})

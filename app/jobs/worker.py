@@ -80,11 +80,12 @@ async def running_worker(
 
 
 def job_context(
-    sessionmaker: Any, settings: Any, chat_client: Any, embedders: Any
+    sessionmaker: Any, settings: Any, chat_client: Any, embedders: Any, storage: Any
 ) -> dict[str, Any]:
     return {
         "sessionmaker": sessionmaker,
         "settings": settings,
         "chat_client": chat_client,
         "embedders": embedders,
+        "storage": storage,
     }

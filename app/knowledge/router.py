@@ -57,7 +57,7 @@ async def upload_knowledge_file(
         agent_id,
         file.file,
         name or file.filename or "file",
-        settings.workspaces_dir,
+        request.app.state.storage,
         settings.file_max_bytes,
     )
     return KnowledgeSourceRead.model_validate(source)
@@ -95,9 +95,7 @@ async def delete_knowledge_source(
     session: SessionDep,
     principal: AdminDep,
 ) -> None:
-    await service.delete_source(
-        session, principal, agent_id, source_id, request.app.state.settings.workspaces_dir
-    )
+    await service.delete_source(session, principal, agent_id, source_id, request.app.state.storage)
 
 
 @router.post("/search")

@@ -20,7 +20,6 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
@@ -39,8 +38,10 @@ from app.core.db import set_tenant, unit_of_work
 from app.core.egress import EgressError, EgressGuard, EgressRefused, ResponseTooLarge
 from app.core.errors import NotFound, ServiceUnavailable
 from app.core.settings import Settings
-from app.files import media_types, storage
+from app.files import media_types
 from app.files import service as files_service
+from app.files import storage as file_storage
+from app.files.storage import Storage
 from app.jobs.outbox import defer_in_transaction
 from app.knowledge import chunking, parsing, repository
 from app.knowledge.embedders import Embedders, EmbeddingError
@@ -129,7 +130,7 @@ async def add_file_source(
     agent_id: uuid.UUID,
     upload: BinaryIO,
     name: str,
-    workspaces_dir: Path,
+    storage: Storage,
     max_bytes: int,
 ) -> AgentKnowledgeSource:
     """An uploaded file: its bytes under `{org_id}/knowledge/{agent_id}/`, in place once the
@@ -141,7 +142,7 @@ async def add_file_source(
         agent_id,
         upload,
         name,
-        workspaces_dir,
+        storage,
         max_bytes,
         created_by=principal.user_id,
     )
@@ -155,13 +156,13 @@ async def store_file_source(
     agent_id: uuid.UUID,
     upload: BinaryIO,
     name: str,
-    workspaces_dir: Path,
+    storage: Storage,
     max_bytes: int,
     created_by: uuid.UUID | None = None,
 ) -> AgentKnowledgeSource:
     """The source's row and bytes, not yet ingested (`ajc ingest` ingests it at once)."""
     received, media_type = await files_service.receive(
-        upload, name, workspaces_dir, max_bytes, media_types.READABLE
+        upload, name, storage, max_bytes, media_types.READABLE
     )
     source_id = uuid.uuid4()
     source = AgentKnowledgeSource(
@@ -171,7 +172,7 @@ async def store_file_source(
         kind=KnowledgeSourceKind.file,
         name=files_service.clean_name(name),
         storage_path=(
-            f"{storage.knowledge_folder(organization_id, agent_id)}/"
+            f"{file_storage.knowledge_folder(organization_id, agent_id)}/"
             f"{source_id}{media_types.EXTENSIONS[media_type]}"
         ),
         media_type=media_type,
@@ -180,7 +181,9 @@ async def store_file_source(
         created_by_user_id=created_by,
     )
     await repository.insert_source(session, source)
-    storage.keep_after_commit(session, workspaces_dir, received, source.storage_path or "")
+    await file_storage.keep_after_commit(
+        session, storage, received, source.storage_path or "", media_type, source.name
+    )
     return source
 
 
@@ -203,13 +206,13 @@ async def delete_source(
     principal: OrganizationPrincipal,
     agent_id: uuid.UUID,
     source_id: uuid.UUID,
-    workspaces_dir: Path,
+    storage: Storage,
 ) -> None:
     """The source and its chunks now; its bytes once that commits."""
     source = await get_source(session, principal, agent_id, source_id)
     await repository.delete_source(session, source.organization_id, source.id)
     if source.storage_path:
-        storage.delete_after_commit(session, workspaces_dir, source.storage_path)
+        file_storage.delete_after_commit(session, storage, source.storage_path)
 
 
 async def _queue_ingestion(session: AsyncSession, source: AgentKnowledgeSource) -> None:
@@ -228,6 +231,7 @@ async def ingest_source(
     sessionmaker: async_sessionmaker[AsyncSession],
     embedders: Embedders,
     settings: Settings,
+    storage: Storage,
     organization_id: uuid.UUID,
     source_id: uuid.UUID,
     progress: Callable[[int, int], None] | None = None,
@@ -270,9 +274,7 @@ async def ingest_source(
         elif kind == KnowledgeSourceKind.url:
             data, media_type = await _fetch(url or "", settings)
         else:
-            data = await asyncio.to_thread(
-                storage.path_of(settings.workspaces_dir, path or "").read_bytes
-            )
+            data = await storage.read_bytes(path or "")
         rows, stored_model = await _embed_document(
             data, media_type or "", embedders, model, progress
         )
@@ -309,7 +311,7 @@ async def ingest_source(
 async def ingest_file(
     sessionmaker: async_sessionmaker[AsyncSession],
     embedders: Embedders,
-    settings: Settings,
+    storage: Storage,
     organization_id: uuid.UUID,
     file_id: uuid.UUID,
 ) -> int | None:
@@ -327,9 +329,7 @@ async def ingest_file(
             return None
         model = agent.embedding_model
     try:
-        data = await asyncio.to_thread(
-            storage.path_of(settings.workspaces_dir, stored.storage_path).read_bytes
-        )
+        data = await storage.read_bytes(stored.storage_path)
         rows, stored_model = await _embed_document(data, stored.media_type, embedders, model, None)
     except Unreadable as exc:
         logger.warning("file not ingested", extra={"file_id": str(file_id), "reason": str(exc)})
@@ -395,7 +395,7 @@ async def _fetch(url: str, settings: Settings) -> tuple[bytes, str]:
     data = fetched.content
     name = urlsplit(fetched.url).path.rsplit("/", 1)[-1] or "page.html"
     try:
-        media_type = media_types.detect(data[: storage.HEAD_BYTES], name, lambda: data)
+        media_type = media_types.detect(data[: file_storage.HEAD_BYTES], name, lambda: data)
     except media_types.Unsupported as exc:
         raise Unreadable(f"{url}: {exc}") from exc
     if media_type not in media_types.READABLE:

@@ -32,6 +32,7 @@ async def ingest_source(
         extra["sessionmaker"],
         extra["embedders"],
         extra["settings"],
+        extra["storage"],
         uuid.UUID(organization_id),
         uuid.UUID(source_id),
     )
@@ -44,7 +45,7 @@ async def ingest_file(
     return await service.ingest_file(
         extra["sessionmaker"],
         extra["embedders"],
-        extra["settings"],
+        extra["storage"],
         uuid.UUID(organization_id),
         uuid.UUID(file_id),
     )

@@ -9,13 +9,13 @@ once the deletion commits.
 
 import uuid
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import set_tenant
 from app.files import storage as file_storage
+from app.files.storage import Storage
 from app.organizations import repository
 from app.organizations.models import MembershipRole
 
@@ -35,11 +35,11 @@ async def sync_from_clerk(
     return applied is not None
 
 
-async def delete(session: AsyncSession, clerk_id: str, workspaces_dir: Path) -> bool:
+async def delete(session: AsyncSession, clerk_id: str, storage: Storage) -> bool:
     organization_id = await repository.delete_by_clerk_id(session, clerk_id)
     if organization_id is None:
         return False
-    file_storage.remove_organization_files_after_commit(session, workspaces_dir, organization_id)
+    file_storage.remove_organization_files_after_commit(session, storage, organization_id)
     return True
 
 

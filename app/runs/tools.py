@@ -16,7 +16,6 @@ import asyncio
 import json
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,8 +24,9 @@ from app.agents import service as agents_service
 from app.agents.schemas import Capability
 from app.core.db import set_tenant, unit_of_work
 from app.core.errors import AppError
-from app.files import media_types, storage
+from app.files import media_types
 from app.files import service as files_service
+from app.files.storage import Storage
 from app.knowledge import parsing
 from app.knowledge import service as knowledge_service
 from app.knowledge.embedders import Embedders
@@ -110,7 +110,7 @@ class ToolRunner:
 
     sessionmaker: async_sessionmaker[AsyncSession]
     embedders: Embedders
-    workspaces_dir: Path
+    storage: Storage
 
     async def run(self, prepared: "PreparedRun", name: str, arguments: str) -> ToolOutcome:
         try:
@@ -150,9 +150,7 @@ class ToolRunner:
         file = found[0]
         if file.media_type not in media_types.READABLE:
             return _error(f"This file is {file.media_type}: it holds no text to read.")
-        data = await asyncio.to_thread(
-            storage.path_of(self.workspaces_dir, file.storage_path).read_bytes
-        )
+        data = await self.storage.read_bytes(file.storage_path)
         try:
             text = parsing.full_text(await asyncio.to_thread(parsing.parse, data, file.media_type))
         except parsing.ParseError as exc:

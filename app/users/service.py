@@ -11,7 +11,6 @@ once the deletion commits. A late `user.updated` does not bring them back (webho
 
 import uuid
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.errors import InvalidToken
 from app.auth.identity import Principal
 from app.files import storage as file_storage
+from app.files.storage import Storage
 from app.users import repository
 from app.users.schemas import Me
 
@@ -54,9 +54,9 @@ async def sync_from_clerk(
     )
 
 
-async def delete(session: AsyncSession, clerk_id: str, workspaces_dir: Path) -> bool:
+async def delete(session: AsyncSession, clerk_id: str, storage: Storage) -> bool:
     user_id = await repository.delete_by_clerk_id(session, clerk_id)
     if user_id is None:
         return False
-    file_storage.remove_user_files_after_commit(session, workspaces_dir, user_id)
+    file_storage.remove_user_files_after_commit(session, storage, user_id)
     return True

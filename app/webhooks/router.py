@@ -34,5 +34,5 @@ async def receive_clerk_webhook(request: Request, session: SessionDep) -> Webhoo
         session,
         request.headers["svix-id"],
         event,
-        request.app.state.settings.workspaces_dir,
+        request.app.state.storage,
     )

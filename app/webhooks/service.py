@@ -11,7 +11,6 @@
 import json
 import logging
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from svix.webhooks import Webhook, WebhookVerificationError
 
 from app.core.errors import BadRequest
+from app.files.storage import Storage
 from app.organizations import service as organizations_service
 from app.organizations.models import MembershipRole
 from app.users import service as users_service
@@ -70,7 +70,7 @@ async def is_deleted_in_clerk(session: AsyncSession, kind: str, clerk_id: str) -
 
 
 async def receive(
-    session: AsyncSession, svix_id: str, event: ClerkEvent, workspaces_dir: Path
+    session: AsyncSession, svix_id: str, event: ClerkEvent, storage: Storage
 ) -> WebhookReceipt:
     object_id = event.data.get("id")
     event_id = await repository.record(
@@ -87,7 +87,7 @@ async def receive(
     if handler is not None:
         try:
             async with session.begin_nested():
-                await handler(session, event.data, workspaces_dir)
+                await handler(session, event.data, storage)
             outcome = WebhookOutcome.processed
         except EventSkipped as skipped:
             logger.info("webhook skipped", extra={"svix_id": svix_id, "reason": str(skipped)})
@@ -97,7 +97,7 @@ async def receive(
     return WebhookReceipt(svix_id=svix_id, outcome=outcome)
 
 
-async def _user_upserted(session: AsyncSession, data: dict[str, Any], _: Path) -> None:
+async def _user_upserted(session: AsyncSession, data: dict[str, Any], _: Storage) -> None:
     user = ClerkUser.model_validate(data)
     if await is_deleted_in_clerk(session, "user", user.id):
         raise EventSkipped("user deleted")
@@ -113,11 +113,11 @@ async def _user_upserted(session: AsyncSession, data: dict[str, Any], _: Path) -
         raise EventSkipped("stale user")
 
 
-async def _user_deleted(session: AsyncSession, data: dict[str, Any], workspaces: Path) -> None:
-    await users_service.delete(session, ClerkDeletedObject.model_validate(data).id, workspaces)
+async def _user_deleted(session: AsyncSession, data: dict[str, Any], storage: Storage) -> None:
+    await users_service.delete(session, ClerkDeletedObject.model_validate(data).id, storage)
 
 
-async def _organization_upserted(session: AsyncSession, data: dict[str, Any], _: Path) -> None:
+async def _organization_upserted(session: AsyncSession, data: dict[str, Any], _: Storage) -> None:
     organization = ClerkOrganization.model_validate(data)
     if await is_deleted_in_clerk(session, "organization", organization.id):
         raise EventSkipped("organization deleted")
@@ -137,13 +137,13 @@ async def _sync_organization(session: AsyncSession, organization: ClerkOrganizat
 
 
 async def _organization_deleted(
-    session: AsyncSession, data: dict[str, Any], workspaces: Path
+    session: AsyncSession, data: dict[str, Any], storage: Storage
 ) -> None:
     clerk_id = ClerkDeletedObject.model_validate(data).id
-    await organizations_service.delete(session, clerk_id, workspaces)
+    await organizations_service.delete(session, clerk_id, storage)
 
 
-async def _membership_upserted(session: AsyncSession, data: dict[str, Any], _: Path) -> None:
+async def _membership_upserted(session: AsyncSession, data: dict[str, Any], _: Storage) -> None:
     membership = ClerkMembership.model_validate(data)
     user = membership.public_user_data
     for kind, clerk_id in (
@@ -175,7 +175,7 @@ async def _membership_upserted(session: AsyncSession, data: dict[str, Any], _: P
     )
 
 
-async def _membership_deleted(session: AsyncSession, data: dict[str, Any], _: Path) -> None:
+async def _membership_deleted(session: AsyncSession, data: dict[str, Any], _: Storage) -> None:
     membership = ClerkMembership.model_validate(data)
     organization_id = await organizations_service.find_id(session, membership.organization.id)
     user_id = await users_service.find_id(session, membership.public_user_data.user_id)

@@ -1,7 +1,8 @@
 """Retention with a clock we control: conversations inactive for RETENTION_DAYS go with
 their messages, files (rows and bytes), chunks and agent states; active ones stay; a dry run
 only counts; a run interrupted between a commit and the removal of its bytes is finished by
-the next one. Also `ajc cleanup` and `ajc ingest` as an operator runs them."""
+the next one. Also `ajc cleanup` and `ajc ingest` as an operator runs them. On both storage
+backends (the local disk, then S3)."""
 
 import asyncio
 import os
@@ -14,11 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import obstore
 import pytest
 
 from app.conversations import retention
 from app.core.db import create_engine, create_sessionmaker
-from tests.conftest import DatabaseUnderTest
+from app.files.backends.local import LocalStorage
+from app.files.backends.s3 import S3Storage
+from app.files.storage import INCOMING, Storage, create_storage
+from tests.conftest import DatabaseUnderTest, StorageUnderTest
 from tests.runs.conftest import Service, new_agent, run_input, start_service
 from tests.runs.test_runs import run
 
@@ -29,15 +34,22 @@ SAMPLES = Path(__file__).parents[1] / "knowledge" / "samples"
 
 @pytest.fixture(scope="module")
 async def service(
-    test_database: DatabaseUnderTest, tmp_path_factory: pytest.TempPathFactory
+    test_database: DatabaseUnderTest,
+    storage_under_test: StorageUnderTest,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Service]:
     async for running in start_service(
         test_database,
         "retention",
         run_worker_in_process=True,
-        workspaces_dir=tmp_path_factory.mktemp("workspaces"),
+        **storage_under_test.settings(tmp_path_factory.mktemp("workspaces")),
     ):
         yield running
+
+
+@pytest.fixture
+def storage(service: Service) -> Storage:
+    return create_storage(service.settings)
 
 
 @pytest.fixture
@@ -81,11 +93,11 @@ def age(service: Service, thread: str, days: int) -> None:
     )
 
 
-def folder_of(service: Service, thread: str) -> Path:
+def folder_of(service: Service, thread: str) -> str:
     [(organization_id, user_id)] = service.rows(
         "SELECT organization_id, user_id FROM conversations WHERE id = %s", thread
     )
-    return Path(service.settings.workspaces_dir) / str(organization_id) / str(user_id) / thread
+    return f"{organization_id}/{user_id}/{thread}"
 
 
 async def purge(
@@ -95,7 +107,7 @@ async def purge(
     try:
         return await retention.purge_inactive(
             create_sessionmaker(engine),
-            service.settings.workspaces_dir,
+            create_storage(service.settings),
             datetime.now(UTC),
             30,
             dry_run=dry_run,
@@ -115,7 +127,7 @@ def counts(service: Service, thread: str) -> dict[str, Any]:
 
 
 async def test_inactive_conversations_go_with_everything_they_own(
-    http: httpx.AsyncClient, service: Service
+    http: httpx.AsyncClient, service: Service, storage: Storage
 ) -> None:
     old = await conversation_with_everything(http, service)
     recent = await conversation_with_everything(http, service)
@@ -124,7 +136,7 @@ async def test_inactive_conversations_go_with_everything_they_own(
     old_folder, recent_folder = folder_of(service, old), folder_of(service, recent)
     owned = counts(service, old)
     assert all(value > 0 for value in owned.values()), owned
-    assert old_folder.is_dir()
+    assert await storage.keys(old_folder) != []
 
     dry = await purge(service, dry_run=True)
 
@@ -138,35 +150,62 @@ async def test_inactive_conversations_go_with_everything_they_own(
     assert report.messages == owned["messages"]
     assert service.rows("SELECT count(*) FROM conversations WHERE id = %s", old) == [(0,)]
     assert counts(service, old) == dict.fromkeys(owned, 0)
-    assert not old_folder.exists()
+    assert await storage.keys(old_folder) == []
     assert service.rows("SELECT count(*) FROM conversations WHERE id = %s", recent) == [(1,)]
     assert all(value > 0 for value in counts(service, recent).values())
-    assert recent_folder.is_dir()
+    assert await storage.keys(recent_folder) != []
+
+
+async def stage_by_hand(storage: Storage, name: str, data: bytes, age_seconds: float) -> None:
+    """A staged upload left `age_seconds` ago, as a crash before its row's commit leaves it.
+    An object's age cannot be set on S3: the caller waits instead."""
+    if isinstance(storage, S3Storage):
+        await obstore.put_async(storage.store, f"{INCOMING}/{name}", data)
+        return
+    assert isinstance(storage, LocalStorage)
+    path = storage.root / INCOMING / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(data)
+    os.utime(path, (time.time() - age_seconds, time.time() - age_seconds))
 
 
 async def test_a_rerun_finishes_what_an_interrupted_run_left(
-    http: httpx.AsyncClient, service: Service
+    http: httpx.AsyncClient, service: Service, storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     thread = await conversation_with_everything(http, service)
     folder = folder_of(service, thread)
     # Interrupted after the commit, before the bytes went: the row is gone, the folder not.
     service.rows("DELETE FROM conversations WHERE id = %s RETURNING id", thread)
-    incoming = Path(service.settings.workspaces_dir) / ".incoming"
-    incoming.mkdir(exist_ok=True)
-    stale = incoming / "interrupted-upload"
-    stale.write_bytes(b"half")
-    two_days_ago = time.time() - 2 * 24 * 3600
-    os.utime(stale, (two_days_ago, two_days_ago))
-    fresh = incoming / "upload-in-flight"
-    fresh.write_bytes(b"still arriving")
+    if isinstance(storage, S3Storage):
+        # S3 dates objects to the second: "a day" becomes two seconds, waited for.
+        monkeypatch.setattr(retention, "INCOMING_MAX_AGE_SECONDS", 2)
+        await stage_by_hand(storage, "interrupted-upload", b"half", 0)
+        await asyncio.sleep(3)
+    else:
+        await stage_by_hand(storage, "interrupted-upload", b"half", 2 * 24 * 3600)
+    await stage_by_hand(storage, "upload-in-flight", b"still arriving", 0)
 
     report = await purge(service)
 
     assert report.orphan_folders >= 1
-    assert not folder.exists()
+    assert await storage.keys(folder) == []
     assert report.stale_uploads == 1
-    assert not stale.exists()
-    assert fresh.exists()
+    assert await storage.keys(INCOMING) == [f"{INCOMING}/upload-in-flight"]
+
+
+def storage_environment(service: Service) -> dict[str, str]:
+    settings = service.settings
+    if settings.storage_backend == "local":
+        return {}
+    assert settings.s3_secret_access_key is not None
+    return {
+        "STORAGE_BACKEND": "s3",
+        "S3_BUCKET": settings.s3_bucket or "",
+        "S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
+        "S3_ACCESS_KEY_ID": settings.s3_access_key_id or "",
+        "S3_SECRET_ACCESS_KEY": settings.s3_secret_access_key.get_secret_value(),
+        "S3_KEY_PREFIX": settings.s3_key_prefix,
+    }
 
 
 def ajc(service: Service, *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -177,6 +216,7 @@ def ajc(service: Service, *arguments: str) -> subprocess.CompletedProcess[str]:
         "DATABASE_APP_ROLE": service.settings.database_app_role,
         "WORKSPACES_DIR": str(service.settings.workspaces_dir),
         "LOG_LEVEL": "WARNING",
+        **storage_environment(service),
     }
     return subprocess.run(
         [sys.executable, "-m", "app", *arguments],
@@ -213,6 +253,9 @@ async def test_many_inactive_conversations_are_counted_once_and_purged_in_batche
     assert service.rows("SELECT id FROM conversations WHERE id = ANY(%s::uuid[])", threads) == []
 
 
+# On S3 only: the commands choose their storage as the service does, and a process that
+# loads the embedding model twice costs twenty seconds.
+@pytest.mark.parametrize("storage_under_test", ["s3"], indirect=True)
 async def test_ajc_cleanup_dry_run_reports_and_deletes_nothing(
     http: httpx.AsyncClient, service: Service
 ) -> None:
@@ -227,8 +270,9 @@ async def test_ajc_cleanup_dry_run_reports_and_deletes_nothing(
     age(service, thread, 0)
 
 
+@pytest.mark.parametrize("storage_under_test", ["s3"], indirect=True)
 async def test_ajc_ingest_adds_a_source_and_ingests_it_with_progress(
-    http: httpx.AsyncClient, service: Service
+    http: httpx.AsyncClient, service: Service, storage: Storage
 ) -> None:
     agent_id = await new_agent(http, service, name="Ingests")
 
@@ -246,3 +290,7 @@ async def test_ajc_ingest_adds_a_source_and_ingests_it_with_progress(
     ).json()
     assert (source["name"], source["status"]) == ("handbook.md", "ready")
     assert source["chunk_count"] > 0
+    [(path,)] = service.rows(
+        "SELECT storage_path FROM agent_knowledge_sources WHERE id = %s", source["id"]
+    )
+    assert await storage.read_bytes(path) == (SAMPLES / "handbook.md").read_bytes()

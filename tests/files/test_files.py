@@ -1,6 +1,7 @@
 """Files in conversations: upload (type from the bytes, size limit, cleaned names, one copy
 per conversation), metadata, content, delete; who may do what; and no bytes without a row or
-row without bytes, whatever fails."""
+row without bytes, whatever fails. Every test runs on both storage backends: the local disk
+and S3 (SeaweedFS started by the tests)."""
 
 import hashlib
 import io
@@ -21,16 +22,21 @@ from app.core.errors import Conflict
 from app.core.settings import Settings
 from app.files import service as files_service
 from app.files.models import File
+from app.files.storage import create_storage
 from tests.clerk import FakeClerk
-from tests.conftest import DatabaseUnderTest
+from tests.conftest import DatabaseUnderTest, StorageUnderTest
 
 MAX_BYTES = 64 * 1024
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
 
 @pytest.fixture
-def settings(test_database: DatabaseUnderTest, tmp_path: Path) -> Settings:
-    return test_database.settings(workspaces_dir=tmp_path / "workspaces", file_max_bytes=MAX_BYTES)
+def settings(
+    test_database: DatabaseUnderTest, storage_under_test: StorageUnderTest, tmp_path: Path
+) -> Settings:
+    return test_database.settings(
+        **storage_under_test.settings(tmp_path / "workspaces"), file_max_bytes=MAX_BYTES
+    )
 
 
 def alice(fake_clerk: FakeClerk, org: str = "org_A") -> dict[str, str]:
@@ -70,9 +76,9 @@ async def upload(
     )
 
 
-def stored_files(settings: Settings) -> list[Path]:
-    root = settings.workspaces_dir
-    return sorted(path for path in root.rglob("*") if path.is_file()) if root.exists() else []
+async def stored_keys(settings: Settings) -> list[str]:
+    """Every key the backend holds for this test, staged uploads included."""
+    return await create_storage(settings).keys()
 
 
 async def count_rows(session: AsyncSession) -> int:
@@ -94,11 +100,11 @@ async def test_an_upload_is_stored_under_the_conversation_and_served_back(
     assert body["size_bytes"] == len(content)
     assert body["sha256"] == hashlib.sha256(content).hexdigest()
     assert body["category"] == "uploads"
-    [path] = stored_files(settings)
-    relative = path.relative_to(settings.workspaces_dir).parts
-    assert relative[2:5] == (conversation_id, "files", "uploads")
-    assert relative[5] == f"{body['id']}.md"
-    assert path.read_bytes() == content
+    [key] = await stored_keys(settings)
+    parts = key.split("/")
+    assert parts[2:5] == [conversation_id, "files", "uploads"]
+    assert parts[5] == f"{body['id']}.md"
+    assert await create_storage(settings).read_bytes(key) == content
 
     metadata = await client.get(f"/files/{body['id']}", headers=alice(fake_clerk))
     assert metadata.json() == body
@@ -121,7 +127,7 @@ async def test_the_same_bytes_twice_in_a_conversation_are_stored_once(
     assert (first.status_code, second.status_code) == (201, 200)
     assert second.json()["id"] == first.json()["id"]
     assert await count_rows(session) == 1
-    assert len(stored_files(settings)) == 1
+    assert len(await stored_keys(settings)) == 1
 
 
 @pytest.mark.parametrize(
@@ -178,7 +184,7 @@ async def test_a_type_that_is_not_accepted_is_415_and_nothing_is_kept(
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"] == "/problems/unsupported-file-type"
     assert await count_rows(session) == 0
-    assert stored_files(settings) == []
+    assert await stored_keys(settings) == []
 
 
 async def test_a_file_over_the_limit_is_413_and_nothing_is_kept(
@@ -191,7 +197,7 @@ async def test_a_file_over_the_limit_is_413_and_nothing_is_kept(
     assert response.status_code == 413
     assert response.json()["type"] == "/problems/file-too-large"
     assert await count_rows(session) == 0
-    assert stored_files(settings) == []
+    assert await stored_keys(settings) == []
     # A body far beyond the limit is refused before it is read.
     huge = await upload(client, alice(fake_clerk), conversation_id, "huge.txt", b"x" * 300_000)
     assert huge.status_code == 413
@@ -220,8 +226,9 @@ async def test_client_names_are_metadata_cleaned_never_paths(
     )
     assert response.status_code == 201, response.text
     assert response.json()["name"] == kept
-    [path] = stored_files(settings)
-    assert (path.parent.name, path.stem) == ("uploads", response.json()["id"])
+    [key] = await stored_keys(settings)
+    folder, name = key.split("/")[-2:]
+    assert (folder, name.split(".")[0]) == ("uploads", response.json()["id"])
 
 
 async def test_delete_removes_the_row_and_then_the_bytes(
@@ -234,7 +241,7 @@ async def test_delete_removes_the_row_and_then_the_bytes(
 
     assert response.status_code == 204
     assert await count_rows(session) == 0
-    assert stored_files(settings) == []
+    assert await stored_keys(settings) == []
     assert (await client.get(f"/files/{file_id}", headers=alice(fake_clerk))).status_code == 404
 
 
@@ -275,7 +282,7 @@ async def test_another_organizations_files_and_conversations_are_404(
         response = await client.request(method, path, headers=mine)
         assert response.status_code == 404, (method, path)
     assert (await upload(client, mine, theirs, "a.txt", b"A")).status_code == 404
-    assert len(stored_files(settings)) == 1
+    assert len(await stored_keys(settings)) == 1
 
 
 @pytest.fixture
@@ -297,7 +304,7 @@ def failing_route(app: FastAPI) -> None:
             conversation_id,
             file.file,
             "a.txt",
-            settings.workspaces_dir,
+            app.state.storage,
             settings.file_max_bytes,
         )
         raise Conflict("Something after the upload failed.")
@@ -317,4 +324,4 @@ async def test_a_request_that_fails_after_storing_leaves_neither_row_nor_bytes(
     )
     assert response.status_code == 409
     assert await count_rows(session) == 0
-    assert stored_files(settings) == []
+    assert await stored_keys(settings) == []

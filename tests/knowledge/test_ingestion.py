@@ -1,6 +1,7 @@
 """Ingestion end to end through the job worker: sources of every format become chunks with
 citations, retrieval finds the right document for questions written from the samples, and
-the failure paths (corrupt PDF, unreadable type, embedding provider down) say why."""
+the failure paths (corrupt PDF, unreadable type, embedding provider down) say why. On both
+storage backends: the worker reads the files from the local disk, then from S3."""
 
 import asyncio
 import uuid
@@ -14,8 +15,9 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.files.storage import create_storage
 from tests import fake_openai
-from tests.conftest import DatabaseUnderTest
+from tests.conftest import DatabaseUnderTest, StorageUnderTest
 from tests.runs.conftest import Service, start_service
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -51,13 +53,15 @@ QUESTIONS = [
 
 @pytest.fixture(scope="module")
 async def service(
-    test_database: DatabaseUnderTest, tmp_path_factory: pytest.TempPathFactory
+    test_database: DatabaseUnderTest,
+    storage_under_test: StorageUnderTest,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Service]:
     async for running in start_service(
         test_database,
         "knowledge",
         run_worker_in_process=True,
-        workspaces_dir=tmp_path_factory.mktemp("workspaces"),
+        **storage_under_test.settings(tmp_path_factory.mktemp("workspaces")),
         egress_allow_private_addresses=True,
         # A provider that is down: nothing listens on port 9 (discard).
         embeddings_base_url="http://127.0.0.1:9/v1",
@@ -218,14 +222,15 @@ async def test_deleting_an_agent_removes_its_knowledge_files(
     [(path,)] = service.rows(
         "SELECT storage_path FROM agent_knowledge_sources WHERE id = %s", source_id
     )
-    stored = Path(service.settings.workspaces_dir) / path
-    assert stored.is_file()
+    storage = create_storage(service.settings)
+    folder = path.rsplit("/", 1)[0]
+    assert await storage.keys(folder) == [path]
 
     deleted = await http.delete(f"{service.base_url}/agents/{agent_id}", headers=service.headers())
 
     assert deleted.status_code == 204
     assert service.rows("SELECT id FROM agent_knowledge_sources WHERE id = %s", source_id) == []
-    assert not stored.parent.exists()
+    assert await storage.keys(folder) == []
 
 
 async def test_an_embedding_provider_that_is_down_fails_the_source_with_its_reason(

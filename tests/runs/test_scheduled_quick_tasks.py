@@ -10,6 +10,7 @@ import pytest
 
 from app.core.db import create_engine, create_sessionmaker
 from app.core.settings import Settings
+from app.files.storage import create_storage
 from app.jobs.queue import create_job_queue
 from app.jobs.worker import job_context
 from app.knowledge.embedders import Embedders
@@ -39,7 +40,13 @@ async def test_a_due_scheduled_quick_task_runs_once_in_the_worker(
     )
     engine = create_engine(service.app_url, settings)
     client = openai.AsyncOpenAI(base_url=model_url, api_key="test", max_retries=0)
-    context = job_context(create_sessionmaker(engine), settings, client, Embedders(settings))
+    context = job_context(
+        create_sessionmaker(engine),
+        settings,
+        client,
+        Embedders(settings),
+        create_storage(settings),
+    )
     queue = create_job_queue(service.app_url)
     try:
         async with queue.open_async():

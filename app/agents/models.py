@@ -99,7 +99,8 @@ class AgentKnowledgeSource(TenantMixin, Base):
 
     __tablename__ = "agent_knowledge_sources"
     __table_args__ = (
-        UniqueConstraint("organization_id", "id"),
+        # The path begins with the organization's id: unique across organizations as well.
+        UniqueConstraint("organization_id", "storage_path"),
         Index(None, "organization_id", "agent_id"),
         Index(None, "agent_id"),
         one_of("kind", KnowledgeSourceKind),
@@ -115,7 +116,7 @@ class AgentKnowledgeSource(TenantMixin, Base):
     url: Mapped[str | None] = mapped_column(Text)
     # Raw text sources keep their text; file sources their bytes under WORKSPACES_DIR.
     text_content: Mapped[str | None] = mapped_column(Text)
-    storage_path: Mapped[str | None] = mapped_column(Text, unique=True)
+    storage_path: Mapped[str | None] = mapped_column(Text)
     media_type: Mapped[str | None] = mapped_column(Text)
     size_bytes: Mapped[int | None] = mapped_column(Integer)
     sha256: Mapped[str | None] = mapped_column(String(64))

@@ -34,7 +34,6 @@ class Conversation(TenantMixin, Base):
 
     __tablename__ = "conversations"
     __table_args__ = (
-        UniqueConstraint("organization_id", "id"),
         # Listing newest first, per user, with a (last_activity_at, id) cursor.
         Index(None, "organization_id", "user_id", "last_activity_at", "id"),
         # Retention scans one organization at a time for inactive threads.
@@ -78,7 +77,6 @@ class Message(TenantMixin, Base):
 
     __tablename__ = "messages"
     __table_args__ = (
-        UniqueConstraint("organization_id", "id"),
         tenant_reference("conversation_id", "conversations"),
         # AG-UI clients resend the messages they hold; their ids make the store idempotent.
         UniqueConstraint("organization_id", "conversation_id", "external_id"),

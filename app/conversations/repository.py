@@ -160,8 +160,10 @@ async def get_any_in_organization(
 
 
 async def insert_with_id(session: AsyncSession, conversation: Conversation) -> bool:
-    """False if the id is taken (by a conversation this session cannot see). One statement,
-    no savepoint: a new thread's first run waits for it before its first token."""
+    """False if the organization has a conversation with the id already (another request
+    created it since it was looked for). One statement, no savepoint: a new thread's first
+    run waits for it before its first token. Ids are unique per organization only (migration
+    f4fa07f03acc): another organization's conversation with the same id does not conflict."""
     inserted = await session.scalar(
         pg_insert(Conversation)
         .values(
@@ -171,20 +173,10 @@ async def insert_with_id(session: AsyncSession, conversation: Conversation) -> b
             agent_id=conversation.agent_id,
             title=conversation.title,
         )
-        .on_conflict_do_nothing()
+        .on_conflict_do_nothing(index_elements=["organization_id", "id"])
         .returning(Conversation.id)
     )
     return inserted is not None
-
-
-async def id_is_free(session: AsyncSession, conversation: Conversation) -> bool:
-    """Whether no conversation of any organization has the id, which this session cannot
-    see for itself: the insert a first run would make, tried in a savepoint and undone."""
-    savepoint = await session.begin_nested()
-    try:
-        return await insert_with_id(session, conversation)
-    finally:
-        await savepoint.rollback()
 
 
 async def streaming_run_ids(

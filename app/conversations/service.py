@@ -143,15 +143,25 @@ async def open_thread(
     title: str,
 ) -> tuple[Conversation, bool]:
     """The conversation a run writes to (AG-UI's threadId), and whether it is new: created
-    on first use, and on every later use checked to be the caller's own and this agent's."""
+    on first use, and on every later use checked to be the caller's own and this agent's.
+
+    Thread ids are unique per organization (migration f4fa07f03acc says why): an id that
+    another organization uses is new here, and becomes the caller's own thread, which that
+    organization never sees."""
     conversation = await repository.get_any_in_organization(
         session, principal.organization_id, conversation_id
     )
     if conversation is None:
-        conversation = _new_thread(principal, conversation_id, agent_id, title[:120])
-        if not await repository.insert_with_id(session, conversation):
-            raise ConversationNotFound()  # the id is another organization's
-        return conversation, True
+        new = _new_thread(principal, conversation_id, agent_id, title[:120])
+        if await repository.insert_with_id(session, new):
+            return new, True
+        # Another request created it in between (a first run sent twice): from here on it
+        # is an existing thread, checked like any.
+        conversation = await repository.get_any_in_organization(
+            session, principal.organization_id, conversation_id
+        )
+        if conversation is None:
+            raise ConversationNotFound()  # and it is gone again
     if conversation.user_id != principal.user_id:
         if conversation.visibility != ConversationVisibility.organization:
             raise ConversationNotFound()
@@ -180,16 +190,19 @@ async def readable_thread(
     conversation_id: uuid.UUID,
     agent_id: uuid.UUID,
 ) -> Conversation | None:
-    """The agent's conversation the caller may read, or None for an id nobody uses yet (a
-    thread its first run will create); anyone else's is `ConversationNotFound`."""
+    """The agent's conversation the caller may read, or None for an id the organization
+    does not use yet (a thread its first run will create, whatever other organizations use);
+    another member's private one is `ConversationNotFound`."""
     conversation = await repository.get_readable(
         session, principal.organization_id, principal.user_id, conversation_id
     )
     if conversation is None:
-        probe = _new_thread(principal, conversation_id, agent_id, "")
-        if await repository.id_is_free(session, probe):
-            return None
-        raise ConversationNotFound()
+        taken = await repository.get_any_in_organization(
+            session, principal.organization_id, conversation_id
+        )
+        if taken is not None:
+            raise ConversationNotFound()  # another member's private thread
+        return None
     if conversation.agent_id != agent_id:
         raise ThreadOfAnotherAgent("This thread belongs to another agent.")
     return conversation

@@ -3,6 +3,7 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -10,6 +11,8 @@ from sqlalchemy import (
     ForeignKey,
     ForeignKeyConstraint,
     MetaData,
+    PrimaryKeyConstraint,
+    Table,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
@@ -48,16 +51,27 @@ class TenantMixin(RecordMixin):
     """A row that belongs to exactly one organization.
 
     Row-level security on `organization_id` guards these tables (see app/core/rls.py). The
-    `(organization_id, id)` unique key lets other tenant tables reference a row together with
-    its organization, so a row can never point at another organization's row, whatever the
-    application does.
+    primary key is `(organization_id, id)`: other tenant tables reference a row together with
+    its organization (`tenant_reference`), so a row can never point at another organization's
+    row, whatever the application does; and the tables can be distributed by organization,
+    whose keys must contain it (docs/scale-out.md). A bare `id` is unique in practice, not by
+    constraint: look a row up by both.
     """
 
     @declared_attr
     def organization_id(cls) -> Mapped[uuid.UUID]:
         return mapped_column(
-            ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False, sort_order=-1
+            ForeignKey("organizations.id", ondelete="CASCADE"),
+            primary_key=True,
+            nullable=False,
+            sort_order=-1,
         )
+
+    @classmethod
+    def __table_cls__(cls, name: str, metadata: MetaData, *args: Any, **kwargs: Any) -> Table:
+        # The key's column order, which the columns' own flags would make (id, organization_id):
+        # the organization first, as in every index of a tenant table.
+        return Table(name, metadata, *args, PrimaryKeyConstraint("organization_id", "id"), **kwargs)
 
 
 def one_of(column: str, values: type[StrEnum] | tuple[str, ...]) -> CheckConstraint:

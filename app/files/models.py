@@ -27,10 +27,11 @@ class File(TenantMixin, Base):
 
     __tablename__ = "files"
     __table_args__ = (
-        UniqueConstraint("organization_id", "id"),
         tenant_reference("conversation_id", "conversations"),
         # The same bytes twice in one conversation are stored once.
         UniqueConstraint("organization_id", "conversation_id", "sha256"),
+        # The path begins with the organization's id: unique across organizations as well.
+        UniqueConstraint("organization_id", "storage_path"),
         Index(None, "user_id"),
         one_of("category", FileCategory),
         CheckConstraint("size_bytes >= 0", name="size_not_negative"),
@@ -41,7 +42,7 @@ class File(TenantMixin, Base):
     conversation_id: Mapped[uuid.UUID]
     category: Mapped[FileCategory] = mapped_column(String(16))
     original_name: Mapped[str] = mapped_column(Text)
-    storage_path: Mapped[str] = mapped_column(Text, unique=True)
+    storage_path: Mapped[str] = mapped_column(Text)
     media_type: Mapped[str] = mapped_column(Text)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))

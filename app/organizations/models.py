@@ -40,11 +40,14 @@ class Membership(TenantMixin, Base):
     __tablename__ = "memberships"
     __table_args__ = (
         UniqueConstraint("organization_id", "user_id"),
+        # Clerk's membership ids are unique in Clerk; organization_id is in the key for
+        # distribution (docs/scale-out.md).
+        UniqueConstraint("organization_id", "clerk_id"),
         Index(None, "user_id"),
         one_of("role", MembershipRole),
     )
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     role: Mapped[MembershipRole] = mapped_column(String(16), default=MembershipRole.member)
-    clerk_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    clerk_id: Mapped[str | None] = mapped_column(String(64))
     clerk_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -243,7 +243,10 @@ def test_organization_b_cannot_cancel_organization_as_run(
 def test_ids_in_bodies_reach_none_of_organization_as_objects(
     live: LiveService, a_objects: Objects
 ) -> None:
-    """Ids that arrive in bodies, not paths: B's own agent with A's conversation."""
+    """Ids that arrive in bodies, not paths: B's own agent with A's conversation. As a
+    threadId, A's conversation id names a thread of B's own (thread ids are unique per
+    organization, migration f4fa07f03acc): B's runs and connect go to it and show nothing of
+    A's, and B deleting it deletes only B's."""
     b_agent = make_objects(live, B, marker="b-own").agent_id
     rows = TenantRows(live, A)
     before = rows.snapshot()
@@ -266,8 +269,13 @@ def test_ids_in_bodies_reach_none_of_organization_as_objects(
             )
             for route in ("run", "connect")
         ]
-    for answer in (created, searched, ran, *copilotkit):
+        deleted = http.delete(f"/conversations/{a_objects.conversation_id}", headers=admin)
+    assert deleted.status_code == 204, deleted.text
+    for answer in (created, searched):
         assert answer.status_code == 404, answer.text
+    for answer in (ran, *copilotkit):
+        assert answer.status_code == 200, answer.text
+    for answer in (created, searched, ran, *copilotkit):
         assert MARKER not in answer.text
     assert rows.snapshot() == before
 

@@ -49,6 +49,16 @@ async def start(
     return body
 
 
+async def stored(session: AsyncSession, conversation: dict[str, Any]) -> Conversation:
+    """The row of a conversation the API returned (in the tenant the request set). By its id
+    alone, which only a test may do: the key is (organization_id, id)."""
+    row = await session.scalar(
+        select(Conversation).where(Conversation.id == uuid.UUID(conversation["id"]))
+    )
+    assert row is not None
+    return row
+
+
 async def test_list_is_newest_activity_first_in_cursor_pages(
     client: httpx.AsyncClient, session: AsyncSession, fake_clerk: FakeClerk, agent_id: str
 ) -> None:
@@ -129,8 +139,7 @@ async def test_owner_deletes_with_messages_and_files(
     settings: Settings,
 ) -> None:
     conversation = await start(client, alice(fake_clerk), agent_id)
-    row = await session.get(Conversation, uuid.UUID(conversation["id"]))
-    assert row is not None
+    row = await stored(session, conversation)
     org_id, user_id, conversation_id = row.organization_id, row.user_id, row.id
     await set_tenant(session, org_id)
     session.add(
@@ -160,8 +169,7 @@ async def test_messages_come_back_in_ag_ui_format_oldest_first(
     client: httpx.AsyncClient, session: AsyncSession, fake_clerk: FakeClerk, agent_id: str
 ) -> None:
     conversation = await start(client, alice(fake_clerk), agent_id)
-    row = await session.get(Conversation, uuid.UUID(conversation["id"]))
-    assert row is not None
+    row = await stored(session, conversation)
     org_id, conversation_id = row.organization_id, row.id
     await set_tenant(session, org_id)
     base = datetime.now(UTC)

@@ -138,9 +138,6 @@ async def test_another_organizations_thread_is_not_restored(
 
     spied = await client(node_project, service, "reload", spy_agent, thread, outsider)
 
-    assert spied["messages"] == []
-    assert {e["code"] for e in spied["errors"]} == {
-        "agent_run_failed_event",
-        "agent_connect_failed",
-    }
-    assert all(e["status"] == 404 for e in spied["errors"])
+    # Thread ids are unique per organization (migration f4fa07f03acc): to the spy the id is
+    # a new chat of their own, empty, as any unused id would be.
+    assert (spied["messages"], spied["errors"]) == ([], [])

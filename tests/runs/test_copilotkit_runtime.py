@@ -96,9 +96,11 @@ async def test_run_streams_and_connect_replays_the_stored_thread_in_order(
     assert messages[1]["content"] == "Hello from the fake model."
 
 
-async def test_connect_refuses_another_organizations_thread_and_another_agents(
+async def test_connect_shows_another_organizations_thread_id_as_unused_and_refuses_another_agents(
     http: httpx.AsyncClient, service: Service
 ) -> None:
+    """Thread ids are unique per organization (migration f4fa07f03acc): to an outsider, my
+    thread's id is one nobody has used, answered exactly like a fresh one."""
     agent_id = await new_agent(http, service)
     other_agent = await new_agent(http, service)
     thread = fake_openai.new_id()
@@ -119,15 +121,16 @@ async def test_connect_refuses_another_organizations_thread_and_another_agents(
             headers=headers,
         )
 
-    taken = await connect(their_agent, outsider, thread)
-    assert taken.status_code == 404
-    assert taken.headers["content-type"] == "application/problem+json"
+    mine = await connect(their_agent, outsider, thread)
+    unused = await connect(their_agent, outsider, fake_openai.new_id())
+    assert (mine.status_code, mine.text) == (unused.status_code, unused.text) == (200, "")
     assert (await connect(other_agent, service.headers(), thread)).status_code == 409
     assert (await connect(agent_id, service.headers(), "not-a-uuid")).status_code == 422
-    # Connecting creates nothing: the outsider's id is still free for them afterwards.
+    # Connecting creates nothing: mine is still the only conversation with the id.
     fresh = fake_openai.new_id()
     assert (await connect(agent_id, service.headers(), fresh)).status_code == 200
     assert service.rows("SELECT count(*) FROM conversations WHERE id = %s", fresh) == [(0,)]
+    assert service.rows("SELECT count(*) FROM conversations WHERE id = %s", thread) == [(1,)]
 
 
 async def test_stop_cancels_the_streaming_run_and_keeps_its_partial_answer(

@@ -351,33 +351,65 @@ async def test_a_thread_id_must_be_a_uuid(http: httpx.AsyncClient, service: Serv
     assert response.json()["type"] == "/problems/invalid-thread-id"
 
 
-async def test_another_organizations_thread_and_agent_are_404(
+OUTSIDER = ("user_outsider", "org_outsider", "admin")
+
+
+async def outsiders_agent(http: httpx.AsyncClient, service: Service) -> str:
+    theirs = await http.post(
+        f"{service.base_url}/agents",
+        json={"slug": f"outsider-{uuid.uuid4().hex[:8]}", "name": "Outsider"},
+        headers=service.clerk.headers(*OUTSIDER),
+    )
+    return str(theirs.json()["id"])
+
+
+async def test_another_organizations_agent_is_404(
     http: httpx.AsyncClient, service: Service
 ) -> None:
     agent_id = await new_agent(http, service)
-    thread = fake_openai.new_id()
-    await run(http, service, agent_id, run_input(thread, ("m1", "mine")))
-    outsider = service.clerk.headers("user_outsider", "org_outsider", "admin")
-    theirs = await http.post(
-        f"{service.base_url}/agents",
-        json={"slug": "outsider", "name": "Outsider"},
-        headers=outsider,
-    )
-    on_my_thread = await http.post(
-        f"{service.base_url}/agents/{theirs.json()['id']}/runs",
-        json=run_input(thread, ("x1", "let me in")),
-        headers=outsider,
-    )
     on_my_agent = await http.post(
         f"{service.base_url}/agents/{agent_id}/runs",
         json=run_input(fake_openai.new_id(), ("x2", "let me in")),
+        headers=service.clerk.headers(*OUTSIDER),
+    )
+    assert on_my_agent.status_code == 404
+
+
+async def test_another_organizations_thread_id_starts_a_thread_of_the_callers_own(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    """Thread ids are unique per organization (migration f4fa07f03acc): the outsider's run
+    on my threadId is their own new conversation, which shows nothing of mine, and mine is
+    untouched."""
+    agent_id = await new_agent(http, service)
+    thread = fake_openai.new_id()
+    secret = f"my secret {uuid.uuid4().hex[:8]}"
+    await run(http, service, agent_id, run_input(thread, ("m1", secret)))
+    outsider = service.clerk.headers(*OUTSIDER)
+
+    on_my_thread = await http.post(
+        f"{service.base_url}/agents/{await outsiders_agent(http, service)}/runs",
+        json=run_input(thread, ("x1", "let me in")),
         headers=outsider,
     )
-    assert (on_my_thread.status_code, on_my_agent.status_code) == (404, 404)
+
+    assert on_my_thread.status_code == 200
+    assert secret not in on_my_thread.text
+    sent = fake_openai.requests_seen[-1]["messages"]
+    assert [m["content"] for m in sent if m["role"] == "user"] == ["let me in"]
+    for headers, said in ((service.headers(), secret), (outsider, "let me in")):
+        listed = await http.get(
+            f"{service.base_url}/conversations/{thread}/messages", headers=headers
+        )
+        contents = [(m["role"], m["content"]) for m in listed.json()["items"]]
+        assert contents == [("user", said), ("assistant", "Hello from the fake model.")]
     rows = service.rows(
-        "SELECT count(*) FROM messages WHERE conversation_id = %s", uuid.UUID(thread)
+        "SELECT o.clerk_id, count(*) FROM messages m JOIN organizations o "
+        "ON o.id = m.organization_id WHERE m.conversation_id = %s GROUP BY o.clerk_id "
+        "ORDER BY o.clerk_id",
+        uuid.UUID(thread),
     )
-    assert rows[0][0] == 2
+    assert rows == [("org_outsider", 2), ("org_runs", 2)]
 
 
 async def test_without_a_model_the_no_llm_mode_answers_labelled(

@@ -61,7 +61,9 @@ async def start_conversation(
     organization = await session.scalar(select(Organization).where(Organization.clerk_id == org))
     assert organization is not None
     await set_tenant(session, organization.id)
-    conversation = await session.get(Conversation, uuid.UUID(created.json()["id"]))
+    conversation = await session.get(
+        Conversation, {"organization_id": organization.id, "id": uuid.UUID(created.json()["id"])}
+    )
     assert conversation is not None
     return conversation
 

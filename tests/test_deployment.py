@@ -41,6 +41,26 @@ def test_compose_api_and_worker_wait_for_the_migration() -> None:
     assert COMPOSE["services"]["db"]["image"].startswith("pgvector/pgvector:pg16")
 
 
+def test_compose_api_and_worker_keep_files_in_the_seaweedfs_service() -> None:
+    seaweedfs = COMPOSE["services"]["seaweedfs"]
+    options = dict(option.split("=", 1) for option in seaweedfs["command"] if "=" in option)
+    assert "-s3" in seaweedfs["command"]
+    config = next(c for c in COMPOSE["configs"] if c == "seaweedfs-s3")
+    assert seaweedfs["configs"][0] == {"source": config, "target": options["-s3.config"]}
+    identities = json.loads(COMPOSE["configs"][config]["content"])["identities"]
+    for service in ("api", "worker"):
+        environment = COMPOSE["services"][service]["environment"]
+        assert environment["STORAGE_BACKEND"] == "s3"
+        assert environment["S3_ENDPOINT_URL"] == f"http://seaweedfs:{options['-s3.port']}"
+        assert environment["S3_BUCKET"]
+        credentials = {
+            "accessKey": environment["S3_ACCESS_KEY_ID"].split(":?")[0] + "}",
+            "secretKey": environment["S3_SECRET_ACCESS_KEY"].split(":?")[0] + "}",
+        }
+        assert credentials in identities[0]["credentials"]
+        assert "seaweedfs" in COMPOSE["services"][service]["depends_on"]
+
+
 def test_compose_runs_one_worker_outside_the_api() -> None:
     assert COMPOSE["services"]["api"]["environment"]["RUN_WORKER_IN_PROCESS"] == "false"
 

@@ -13,6 +13,7 @@ import docx
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, UploadFile
+from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +25,7 @@ from app.files import service as files_service
 from app.files.models import File
 from app.files.storage import create_storage
 from tests.clerk import FakeClerk
-from tests.conftest import DatabaseUnderTest, StorageUnderTest
+from tests.conftest import DatabaseUnderTest, StorageUnderTest, client_for, running_app
 
 MAX_BYTES = 64 * 1024
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
@@ -323,5 +324,61 @@ async def test_a_request_that_fails_after_storing_leaves_neither_row_nor_bytes(
         headers=alice(fake_clerk),
     )
     assert response.status_code == 409
+    assert await count_rows(session) == 0
+    assert await stored_keys(settings) == []
+
+
+@pytest.fixture
+def presigned_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"s3_presigned_download_seconds": 60})
+
+
+@pytest.mark.parametrize("storage_under_test", ["s3"], indirect=True)
+async def test_with_presigned_downloads_the_store_serves_the_bytes_with_type_and_name(
+    presigned_settings: Settings, session: AsyncSession, fake_clerk: FakeClerk
+) -> None:
+    content = "# Congés\n\nVingt-cinq jours.\n".encode()
+    async with (
+        running_app(presigned_settings, session, fake_clerk.transport) as app,
+        client_for(app) as client,
+    ):
+        conversation_id = await new_conversation(client, alice(fake_clerk))
+        uploaded = await upload(client, alice(fake_clerk), conversation_id, "congés.md", content)
+        file_id = uploaded.json()["id"]
+        served = await client.get(f"/files/{file_id}/content", headers=alice(fake_clerk))
+
+    assert served.status_code == 307
+    location = served.headers["location"]
+    assert "X-Amz-Expires=60" in location
+    async with httpx.AsyncClient() as outside:  # no credentials: the URL is enough
+        fetched = await outside.get(location)
+    assert fetched.status_code == 200
+    assert fetched.content == content
+    assert fetched.headers["content-type"] == "text/markdown"
+    assert fetched.headers["content-disposition"] == "attachment; filename*=utf-8''cong%C3%A9s.md"
+
+
+@pytest.fixture
+def refused_settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={"s3_secret_access_key": SecretStr("not-the-secret")}  # the store says 403
+    )
+
+
+@pytest.mark.parametrize("storage_under_test", ["s3"], indirect=True)
+async def test_an_object_store_that_refuses_is_503_and_leaves_nothing(
+    settings: Settings, refused_settings: Settings, session: AsyncSession, fake_clerk: FakeClerk
+) -> None:
+    async with (
+        running_app(refused_settings, session, fake_clerk.transport) as app,
+        client_for(app) as client,
+    ):
+        conversation_id = await new_conversation(client, alice(fake_clerk))
+        response = await upload(client, alice(fake_clerk), conversation_id, "a.txt", b"a")
+
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "/problems/storage-unavailable"
+    assert response.headers["retry-after"] == "5"
     assert await count_rows(session) == 0
     assert await stored_keys(settings) == []

@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import logging
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -110,13 +111,21 @@ class S3Storage:
         return Received(storage.new_staging_key(), size, digest.hexdigest(), head, read_all, source)
 
     async def stage(self, received: Received, key: str, media_type: str, name: str) -> None:
-        assert received.source is not None
-        received.source.seek(0)
+        source = received.source
+        assert source is not None
+        source.seek(0)
+
+        def pieces() -> Iterator[bytes]:
+            # Pieces read here, not the file handed to obstore: its own reads buffer more
+            # (250 MB up: +35 MB peak against +14 MB, and slower; measured).
+            while piece := source.read(CHUNK_BYTES):
+                yield piece
+
         try:
             await obstore.put_async(
                 self.store,
                 received.staging_key,
-                received.source,
+                pieces(),
                 attributes={
                     "Content-Type": media_type,
                     "Content-Disposition": storage.content_disposition(name),

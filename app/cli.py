@@ -13,7 +13,6 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
     import os
 
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
 
     from app.core import migrations
     from app.core.crypto import development_key_pair
@@ -21,6 +20,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
     from app.core.listeners import WorkerListeners
     from app.core.logging import configure_logging
     from app.main import create_app
+    from app.observability.multiprocess import Supervisor, metrics_folder
 
     configure_logging(settings.log_level)
     workers = args.workers or settings.api_workers
@@ -51,8 +51,9 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
             os.environ["DATABASE_URL"] = urls.app
         if settings.development_identity:
             development_key_pair(settings.data_dir)
-        with contextlib.suppress(KeyboardInterrupt):
-            Multiprocess(config, sockets=listeners).run()
+        # The workers' metrics, summed by whichever of them /metrics reaches.
+        with metrics_folder() as folder, contextlib.suppress(KeyboardInterrupt):
+            Supervisor(config, listeners, folder).run()
 
 
 def migrate(settings: Settings, args: argparse.Namespace) -> None:
@@ -76,8 +77,10 @@ def worker(settings: Settings, args: argparse.Namespace) -> None:
     from app.jobs.worker import job_context
     from app.knowledge.embedders import Embedders
     from app.llm.client import create_chat_client
+    from app.observability import tracing
 
     configure_logging(settings.log_level)
+    tracing.configure(settings)
 
     async def run(url: str) -> None:
         queue = create_job_queue(url, settings.worker_stalled_seconds)

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from app.core.crypto import DEVELOPMENT_ISSUER, development_key_pair, sign_session_token
+from tests import prometheus
 from tests.fake_openai import free_port
 
 
@@ -28,6 +29,18 @@ def workers_of(pid: int) -> list[int]:
             if int(fields[1]) == pid and "spawn_main" in (entry / "cmdline").read_text():
                 found.append(int(entry.name))
     return found
+
+
+def environment_of(pid: int) -> dict[str, str]:
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(entry.decode().split("=", 1) for entry in entries if b"=" in entry)
+
+
+def requests_to_me(base: str) -> float:
+    """`GET /me` answered with 200, as /metrics counts them."""
+    scraped = prometheus.parse(httpx.get(f"{base}/metrics").text)
+    labels = {"method": "GET", "route": "/me", "status": "200"}
+    return prometheus.value(scraped, "ajc_http_request_duration_seconds_count", **labels)
 
 
 LISTEN, ESTABLISHED = "0A", "01"
@@ -97,6 +110,11 @@ def test_serve_with_two_workers_shares_one_database_and_stops_cleanly(tmp_path: 
             answers = [client.get("/me", headers={"Connection": "close"}) for _ in range(20)]
         assert {answer.status_code for answer in answers} == {200}
         assert {answer.json()["organization"]["clerk_id"] for answer in answers} == {"org_workers"}
+        # Whichever worker /metrics reaches counts both workers' requests: prometheus-client's
+        # multiprocess mode, in a folder of this run's own.
+        assert requests_to_me(base) == 20
+        metrics_folder = Path(environment_of(workers[0])["PROMETHEUS_MULTIPROC_DIR"])
+        assert environment_of(workers[1])["PROMETHEUS_MULTIPROC_DIR"] == str(metrics_folder)
 
         # A burst of connections is spread over both workers.
         burst = [socket.socket() for _ in range(40)]
@@ -111,6 +129,20 @@ def test_serve_with_two_workers_shares_one_database_and_stops_cleanly(tmp_path: 
                 connection.close()
         assert sum(held) == 40
         assert min(held) >= 5, held
+
+        # A worker that dies is replaced and marked dead: its gauges of the moment leave the
+        # sums (their file goes), its counts stay in them.
+        dead = workers[0]
+        assert (metrics_folder / f"gauge_livesum_{dead}.db").exists()
+        os.kill(dead, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while (metrics_folder / f"gauge_livesum_{dead}.db").exists() or len(
+            set(workers_of(server.pid)) - {dead}
+        ) < 2:
+            assert time.monotonic() < deadline, "the dead worker was never replaced"
+            time.sleep(0.2)
+        workers = sorted({*workers, *workers_of(server.pid)})
+        assert requests_to_me(base) == 20
     finally:
         server.send_signal(signal.SIGINT)
         code = server.wait(timeout=60)
@@ -118,6 +150,7 @@ def test_serve_with_two_workers_shares_one_database_and_stops_cleanly(tmp_path: 
     assert code == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
     assert not (tmp_path / "postgres" / "postmaster.pid").exists()
+    assert not metrics_folder.exists()
 
 
 def test_serve_with_workers_refuses_a_port_already_taken(tmp_path: Path) -> None:

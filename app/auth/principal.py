@@ -69,6 +69,8 @@ async def get_principal(request: Request) -> Principal:
     user_id, organization_id = await service.resolve_identity(
         request_unit_of_work(request), identity, request.app.state.identity_cache, claims["exp"]
     )
+    # For the request's trace, when tracing is on (app/observability/tracing.py).
+    request.state.organization_id = organization_id
     if organization_id is None or identity.clerk_organization_id is None or identity.role is None:
         return Principal(user_id, identity.clerk_user_id, None, None, None)
     return OrganizationPrincipal(

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import PROBLEM_JSON, problem_body
 from app.core.logging import request_id_var
+from app.observability import metrics
 
 logger = logging.getLogger("app.access")
 
@@ -30,8 +31,9 @@ NO_STORE = (b"cache-control", b"no-store")
 
 class RequestIdMiddleware:
     """The request id (the client's, if plain, or a new one) on the request's state, its log
-    lines and its response, one access line per request, and the security headers. One
-    middleware for all of it: each layer costs every request (bench/bench_auth.py).
+    lines and its response, one access line and one latency observation (by route template)
+    per request, and the security headers. One middleware for all of it: each layer costs
+    every request (bench/bench_auth.py).
 
     An answer to a signed-in caller (Authorization header or session cookie) is
     `Cache-Control: no-store` unless the route said otherwise: a shared cache or the back
@@ -75,13 +77,19 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            duration = time.perf_counter() - started
+            # The route's template (`/agents/{agent_id}`), which routing put in the scope:
+            # never the path itself, whose ids would make a label value per object.
+            route = scope.get("route")
+            route_path = getattr(route, "path", None) or metrics.UNROUTED
+            metrics.observe_request(scope["method"], route_path, status, duration)
             logger.info(
                 "request",
                 extra={
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "duration_ms": round(duration * 1000, 1),
                 },
             )
 

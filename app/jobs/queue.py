@@ -19,6 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 import procrastinate
 
 from app.jobs import stalled
+from app.observability import jobs as observed_jobs
+from app.observability import tracing
 
 BlueprintFactory = Callable[[], procrastinate.Blueprint]
 
@@ -53,7 +55,11 @@ def create_job_queue(database_url: str, stalled_seconds: float = 30.0) -> procra
         # procrastinate's pool checks connections at checkout (its default), like the API's
         # pre-ping: a connection that died with a database restart is replaced.
         connector=procrastinate.PsycopgConnector(conninfo=to_libpq_url(database_url)),
-        worker_defaults=stalled.worker_options(stalled_seconds),
+        worker_defaults={
+            **stalled.worker_options(stalled_seconds),
+            # Around every job: its duration for /metrics, and a span when tracing is on.
+            "worker_middleware": [observed_jobs.measure_job, *tracing.job_middlewares()],
+        },
     )
     for namespace, make_blueprint in TASK_BLUEPRINTS:
         queue.add_tasks_from(make_blueprint(), namespace=namespace)

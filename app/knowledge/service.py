@@ -53,6 +53,7 @@ from app.knowledge.schemas import (
     TextSourceCreate,
     UrlSourceCreate,
 )
+from app.observability import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -362,6 +363,7 @@ async def _embed_document(
     for start in range(0, len(chunks), EMBED_BATCH):
         batch = chunks[start : start + EMBED_BATCH]
         vectors += await embedder.embed([chunk.content for chunk in batch])
+        metrics.CHUNKS_EMBEDDED.inc(len(batch))
         if progress is not None:
             progress(len(vectors), len(chunks))
     rows = [

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.middleware import refuse
 from app.core.raises import raises
+from app.observability import metrics
 from app.runs.errors import RunsAtCapacity
 from app.runs.executor import Admission, RunRegistry
 
@@ -49,6 +50,7 @@ class RunAdmissionMiddleware:
         registry: RunRegistry = scope["app"].state.run_registry
         admission = registry.admit()
         if admission is None:
+            metrics.RUNS_REFUSED.inc()
             await refuse(
                 scope,
                 send,
@@ -60,6 +62,7 @@ class RunAdmissionMiddleware:
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
             return
+        metrics.RUNS_ADMITTED.inc()
         scope.setdefault("state", {})[STATE_KEY] = admission
         try:
             await self.app(scope, receive, send)

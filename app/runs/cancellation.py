@@ -2,15 +2,18 @@
 
 `POST /runs/{run_id}/cancel` lands on any process. The one streaming the run cancels it
 directly; any other checks in the database that the caller has the run in progress and
-sends `NOTIFY run_cancel, '<run_id>'` in the request's transaction (so it leaves only if the
-request commits). Every process listens on that channel on a connection of its own, and the
-one that has the run cancels it. While a process reconnects its listener (after a database
-restart) a notice can be missed: the run then ends at RUN_MAX_SECONDS.
+sends `NOTIFY run_cancel, '<organization id>:<user id>:<run id>'` in the request's
+transaction (so it leaves only if the request commits): run ids are the clients', and
+another organization's run of the same id is not this one. Every process listens on that
+channel on a connection of its own, and the one that has the run cancels it. While a
+process reconnects its listener (after a database restart) a notice can be missed: the run
+then ends at RUN_MAX_SECONDS.
 """
 
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 if TYPE_CHECKING:
-    from app.runs.executor import RunRegistry
+    from app.runs.executor import RunKey, RunRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +31,21 @@ RECONNECT_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 10.0
 
 
-async def notify(session: AsyncSession, run_id: str) -> None:
+async def notify(session: AsyncSession, key: "RunKey") -> None:
+    organization_id, user_id, run_id = key
+    payload = f"{organization_id}:{user_id}:{run_id}"
     await session.execute(
-        text("SELECT pg_notify(:channel, :run_id)"), {"channel": CHANNEL, "run_id": run_id}
+        text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
     )
+
+
+def _key(payload: str) -> "RunKey | None":
+    organization_id, _, rest = payload.partition(":")
+    user_id, _, run_id = rest.partition(":")
+    try:
+        return (uuid.UUID(organization_id), uuid.UUID(user_id), run_id)
+    except ValueError:
+        return None
 
 
 @contextlib.asynccontextmanager
@@ -56,8 +70,9 @@ async def _listen_forever(engine: AsyncEngine, registry: "RunRegistry") -> None:
 
 
 async def _listen(engine: AsyncEngine, registry: "RunRegistry") -> None:
-    def on_notice(connection: Any, pid: int, channel: str, run_id: str) -> None:
-        registry.cancel_here(run_id)
+    def on_notice(connection: Any, pid: int, channel: str, payload: str) -> None:
+        if (key := _key(payload)) is not None:
+            registry.cancel_here(key)
 
     # A connection of its own, outside the pool: held for good, and never handed to a request.
     args, options = engine.dialect.create_connect_args(engine.url)

@@ -19,7 +19,6 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from ag_ui.core import (
@@ -60,11 +59,13 @@ CITATIONS_EVENT = "citations"
 Events: TypeAlias = "asyncio.Queue[BaseEvent | None]"
 
 
-@dataclass
-class ActiveRun:
-    organization_id: uuid.UUID
-    user_id: uuid.UUID
-    task: "asyncio.Task[None]"
+RunKey: TypeAlias = tuple[uuid.UUID, uuid.UUID, str]
+"""(organization, user, run id): clients choose run ids (`run-1`), so two organizations, or
+two users of one, may stream runs of the same id at once."""
+
+
+def run_key(prepared: PreparedRun) -> RunKey:
+    return (prepared.organization_id, prepared.user_id, prepared.run_id)
 
 
 class Admission:
@@ -86,7 +87,7 @@ class RunRegistry:
     def __init__(self, max_concurrent: int) -> None:
         self.max_concurrent = max_concurrent
         self.admitted = 0
-        self._runs: dict[str, ActiveRun] = {}
+        self._runs: dict[RunKey, asyncio.Task[None]] = {}
 
     def admit(self) -> Admission | None:
         """A place for one more run, or None when the process streams as many as it may."""
@@ -95,34 +96,34 @@ class RunRegistry:
         self.admitted += 1
         return Admission(self)
 
-    def add(self, run_id: str, run: ActiveRun, admission: Admission) -> None:
-        self._runs[run_id] = run
+    def add(self, key: RunKey, task: "asyncio.Task[None]", admission: Admission) -> None:
+        self._runs[key] = task
         admission.taken_by_run = True
         metrics.RUNS_ACTIVE.inc()
 
         def done(_: object) -> None:
-            self._runs.pop(run_id, None)
+            if self._runs.get(key) is task:
+                del self._runs[key]
             admission.release()
             metrics.RUNS_ACTIVE.dec()
 
-        run.task.add_done_callback(done)
+        task.add_done_callback(done)
 
-    def owner_of(self, run_id: str) -> tuple[uuid.UUID, uuid.UUID] | None:
-        """(organization, user) of the run if this process streams it."""
-        run = self._runs.get(run_id)
-        return (run.organization_id, run.user_id) if run is not None else None
+    def streams(self, key: RunKey) -> bool:
+        """Whether this process streams the run."""
+        return key in self._runs
 
-    def cancel_here(self, run_id: str) -> None:
+    def cancel_here(self, key: RunKey) -> None:
         """Stop the run if this process streams it (whoever asked has been checked)."""
-        run = self._runs.get(run_id)
-        if run is not None:
-            run.task.cancel()
+        task = self._runs.get(key)
+        if task is not None:
+            task.cancel()
 
     async def stop_all(self) -> None:
-        for run in list(self._runs.values()):
-            run.task.cancel()
+        for task in list(self._runs.values()):
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await run.task
+                await task
 
 
 def start_run(
@@ -139,9 +140,7 @@ def start_run(
         execute(prepared, tools, saver, queue, max_seconds),
         name=f"run {prepared.run_id}",
     )
-    registry.add(
-        prepared.run_id, ActiveRun(prepared.organization_id, prepared.user_id, task), admission
-    )
+    registry.add(run_key(prepared), task, admission)
 
 
 async def relay(

@@ -286,14 +286,12 @@ async def cancel_run(
     registry: "RunRegistry",
 ) -> None:
     """Stop one of the caller's runs, wherever it streams (`app.runs.cancellation`); the
-    partial answer is kept with status `cancelled`. Anyone else's run is unknown to them."""
-    caller = (principal.organization_id, principal.user_id)
-    owner = registry.owner_of(run_id)
-    if owner is not None:
-        if owner != caller:
-            raise RunNotFound()
-        registry.cancel_here(run_id)
+    partial answer is kept with status `cancelled`. Anyone else's run is unknown to them,
+    whatever its id: runs are known by (organization, user, run id)."""
+    key = (principal.organization_id, principal.user_id, run_id)
+    if registry.streams(key):
+        registry.cancel_here(key)
         return
-    if not await repository.is_in_progress(session, *caller, run_id):
+    if not await repository.is_in_progress(session, *key):
         raise RunNotFound()
-    await cancellation.notify(session, run_id)
+    await cancellation.notify(session, key)

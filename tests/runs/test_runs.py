@@ -4,6 +4,7 @@ clients that read the SSE stream as CopilotKit does."""
 
 import asyncio
 import json
+import time
 import uuid
 from typing import Any
 
@@ -42,7 +43,11 @@ def squeezed(names: list[str]) -> list[str]:
 
 
 async def wait_for_status(service: Service, message_id: str, status: str) -> tuple[Any, ...]:
-    for _ in range(200):
+    """Until the message has `status` (30 s at most: a slow answer takes 10 s to stream, and
+    each look here blocks the loop the service shares with the test for a moment)."""
+    deadline = time.monotonic() + 30
+    rows: list[tuple[Any, ...]] = []
+    while time.monotonic() < deadline:
         rows = service.rows(
             "SELECT status, content, error, input_tokens, output_tokens FROM messages "
             "WHERE external_id = %s",
@@ -338,6 +343,55 @@ async def test_a_run_is_cancelled_from_another_process_of_the_service(
     message_id = next(e["messageId"] for e in events if e["type"] == "TEXT_MESSAGE_START")
     _, content, *_ = await wait_for_status(service, message_id, "cancelled")
     assert content.count("t") < 200
+
+
+async def test_a_cancel_stops_only_the_callers_run_of_that_id(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    """Clients choose run ids: two organizations stream runs of the same id at once, in two
+    processes; one cancels its own through a third. Only its own stops."""
+    a, b = service.headers(), service.clerk.headers("user_same_id", "org_same_id", "admin")
+    agents = {}
+    for name, headers in (("a", a), ("b", b)):
+        created = await http.post(
+            f"{service.base_url}/agents",
+            json={"slug": f"{name}-{fake_openai.new_id()[:8]}", "name": "Same id"},
+            headers=headers,
+        )
+        agents[name] = created.json()["id"]
+    run_id = "run-1"
+    finished: dict[str, list[dict[str, Any]]] = {"a": [], "b": []}
+
+    async def stream(
+        name: str, base_url: str, headers: dict[str, str], started: asyncio.Event
+    ) -> None:
+        body = run_input(fake_openai.new_id(), ("m1", "go slowly 60"), run_id=run_id)
+        async with http.stream(
+            "POST", f"{base_url}/agents/{agents[name]}/runs", json=body, headers=headers
+        ) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    finished[name].append(json.loads(line.removeprefix("data: ")))
+                    if finished[name][-1]["type"] == "TEXT_MESSAGE_CONTENT":
+                        started.set()
+
+    async for second in serve(service.settings, service.owner_url, service.clerk):
+        async for third in serve(service.settings, service.owner_url, service.clerk):
+            a_started, b_started = asyncio.Event(), asyncio.Event()
+            streams = [
+                asyncio.create_task(stream("a", service.base_url, a, a_started)),
+                asyncio.create_task(stream("b", second.base_url, b, b_started)),
+            ]
+            await asyncio.wait_for(asyncio.gather(a_started.wait(), b_started.wait()), 30)
+            cancelled = await http.post(f"{third.base_url}/runs/{run_id}/cancel", headers=b)
+            assert cancelled.status_code == 202
+            await asyncio.wait_for(asyncio.gather(*streams), 60)
+
+    assert finished["b"][-1]["type"] == "RUN_ERROR" and finished["b"][-1]["code"] == "cancelled"
+    assert finished["a"][-1]["type"] == "RUN_FINISHED"
+    answer = next(e["messageId"] for e in finished["a"] if e["type"] == "TEXT_MESSAGE_START")
+    _, content, *_ = await wait_for_status(service, answer, "complete")
+    assert content.count("t") == 60
 
 
 async def test_a_thread_id_must_be_a_uuid(http: httpx.AsyncClient, service: Service) -> None:

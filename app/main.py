@@ -1,6 +1,7 @@
 """The application factory: middleware, error handlers, routers; nothing else."""
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -29,8 +30,8 @@ from app.core.errors import register_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import BodyLimitsMiddleware, RequestIdMiddleware
 from app.core.settings import Settings, get_settings
+from app.files.backends import create_storage
 from app.files.router import router as files_router
-from app.files.storage import create_storage
 from app.health.router import router as health_router
 from app.jobs.queue import create_job_queue
 from app.jobs.worker import job_context, running_worker
@@ -116,6 +117,12 @@ def create_app(
             # anyio imports its asyncio backend when first asked for it: by the first streamed
             # answer (a run's SSE stream runs in a task group), 20 ms with the loop blocked.
             anyio.get_cancelled_exc_class()
+            # What startup made (about 270,000 objects: the SDKs' types, the models, the
+            # routes) lives as long as the process: out of the collector's reach, so that a
+            # full collection under load scans what requests make, not all of it again
+            # (168 ms with the loop blocked, each time: a p99 of its own).
+            gc.collect()
+            gc.freeze()
             yield
 
     app = FastAPI(

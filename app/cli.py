@@ -72,7 +72,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> None:
     from app.core.db import create_engine, create_sessionmaker
     from app.core.embedded import open_database
     from app.core.logging import configure_logging
-    from app.files.storage import create_storage
+    from app.files.backends import create_storage
     from app.jobs.queue import create_job_queue
     from app.jobs.worker import job_context
     from app.knowledge.embedders import Embedders
@@ -164,7 +164,7 @@ def cleanup(settings: Settings, args: argparse.Namespace) -> None:
     from app.core.db import create_engine, create_sessionmaker
     from app.core.embedded import open_database
     from app.core.logging import configure_logging
-    from app.files.storage import create_storage
+    from app.files.backends import create_storage
 
     configure_logging(settings.log_level)
     days = args.days or settings.retention_days
@@ -207,7 +207,7 @@ def ingest(settings: Settings, args: argparse.Namespace) -> None:
     from app.core.db import create_engine, create_sessionmaker, set_tenant, unit_of_work
     from app.core.embedded import open_database
     from app.core.logging import configure_logging
-    from app.files.storage import create_storage
+    from app.files.backends import create_storage
     from app.knowledge import service as knowledge_service
     from app.knowledge.embedders import Embedders
     from app.organizations import service as organizations_service

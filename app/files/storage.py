@@ -5,6 +5,8 @@ them are the caller's.
 - `s3` (`STORAGE_BACKEND=s3`, app/files/backends/s3.py): an S3-compatible bucket, under
   S3_KEY_PREFIX, through `obstore` (chosen by measurement: see that module).
 
+`app.files.backends.create_storage(settings)` makes the one the settings choose.
+
 Both keep the same keys, `{org_id}/{user_id}/{conversation_id}/files/{category}/{name}` and
 `{org_id}/knowledge/{agent_id}/{name}`, so each deletion is one prefix: a conversation's, an
 organization's, a user's in every organization, an agent's knowledge in every organization.
@@ -22,7 +24,7 @@ either case nothing of the attempt is kept.
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import BinaryIO, Protocol
 from urllib.parse import quote
 
 from fastapi import Response
@@ -31,9 +33,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.db import after_commit, after_rollback
 from app.core.raises import raises
 from app.files.errors import InsufficientStorage, StorageUnavailable
-
-if TYPE_CHECKING:
-    from app.core.settings import Settings
 
 INCOMING = ".incoming"
 CHUNK_BYTES = 1024 * 1024
@@ -103,16 +102,6 @@ class Storage(Protocol):
         ...
 
     async def close(self) -> None: ...
-
-
-def create_storage(settings: "Settings") -> Storage:
-    if settings.storage_backend == "s3":
-        from app.files.backends.s3 import S3Storage
-
-        return S3Storage.from_settings(settings)
-    from app.files.backends.local import LocalStorage
-
-    return LocalStorage(settings.workspaces_dir)
 
 
 def new_staging_key() -> str:

@@ -20,9 +20,10 @@ import pytest
 
 from app.conversations import retention
 from app.core.db import create_engine, create_sessionmaker
+from app.files.backends import create_storage
 from app.files.backends.local import LocalStorage
 from app.files.backends.s3 import S3Storage
-from app.files.storage import INCOMING, Storage, create_storage
+from app.files.storage import INCOMING, Storage
 from tests.conftest import DatabaseUnderTest, StorageUnderTest
 from tests.runs.conftest import Service, new_agent, run_input, start_service
 from tests.runs.test_runs import run

@@ -22,8 +22,8 @@ from app.core.db import SessionDep, TransactionalRoute
 from app.core.errors import Conflict
 from app.core.settings import Settings
 from app.files import service as files_service
+from app.files.backends import create_storage
 from app.files.models import File
-from app.files.storage import create_storage
 from tests.clerk import FakeClerk
 from tests.conftest import DatabaseUnderTest, StorageUnderTest, client_for, running_app
 

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.files.storage import create_storage
+from app.files.backends import create_storage
 from tests import fake_openai
 from tests.conftest import DatabaseUnderTest, StorageUnderTest
 from tests.runs.conftest import Service, start_service

@@ -10,7 +10,7 @@ import pytest
 
 from app.core.db import create_engine, create_sessionmaker
 from app.core.settings import Settings
-from app.files.storage import create_storage
+from app.files.backends import create_storage
 from app.jobs.queue import create_job_queue
 from app.jobs.worker import job_context
 from app.knowledge.embedders import Embedders

@@ -20,7 +20,6 @@ from app.core.settings import Settings
 from app.health.service import check_readiness
 from app.jobs import queue
 from app.main import create_app
-from app.runs.executor import ActiveRun
 
 
 async def test_healthz_answers_without_the_database(client: httpx.AsyncClient) -> None:
@@ -168,12 +167,14 @@ async def test_run_cancel_notices_reach_this_process_again_after_a_database_rest
     server.start()
     run = asyncio.create_task(asyncio.sleep(60))
     registry = app.state.run_registry
-    registry.add("run-after-restart", ActiveRun(uuid.uuid4(), uuid.uuid4(), run), registry.admit())
+    key = (uuid.uuid4(), uuid.uuid4(), "run-after-restart")
+    registry.add(key, run, registry.admit())
+    notice = f"{key[0]}:{key[1]}:{key[2]}"  # what app.runs.cancellation.notify sends
     url = server.url(roles.app, roles.database, driver="postgresql")
     for _ in range(100):  # notices sent before the listener is back are lost: repeat
         connection = await asyncpg.connect(url)
         try:
-            await connection.execute("SELECT pg_notify('run_cancel', 'run-after-restart')")
+            await connection.execute("SELECT pg_notify('run_cancel', $1)", notice)
         finally:
             await connection.close()
         await asyncio.sleep(0.1)

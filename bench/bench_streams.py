@@ -30,7 +30,8 @@ model server and the load generator all need both cores at once; pinning the mod
 and the load generator to one core (the service on both) changed nothing beyond the noise
 between passes, so the kernel places them.
 
-Default --max-concurrent 15 per worker, the service's default RUN_MAX_CONCURRENT: on the
+Default --max-concurrent 30 per worker, the service's default RUN_MAX_CONCURRENT (15 until
+issue 14 halved the CPU a streamed token costs; what follows was measured at 15): on the
 2-core machine this was written on, every admitted run got its first byte within 1 s in every
 pass at 15 (max 0.41-0.92 s over eight passes), in most at 20 to 30 (4 of 5 at 20, 2 of 2 at
 25, 1 of 2 at 30), in none at 50 (max 1.15-1.33 s); at 100 per worker streams stretch (1.24x)
@@ -815,7 +816,7 @@ if __name__ == "__main__":
         "--max-concurrent",
         type=int,
         nargs="+",
-        default=[15],
+        default=[30],
         help="RUN_MAX_CONCURRENT: runs admitted per worker (one pass per value)",
     )
     parser.add_argument("--tokens", type=int, default=200, help="tokens the model streams")

@@ -219,10 +219,10 @@ class Settings(BaseSettings):
         "(what arrives in between goes in one write); 0 writes each piece as it comes.",
     )
     run_max_concurrent: int = Field(
-        # bench/bench_streams.py on 2 cores: 500 runs opened at once; at 15 per process every
-        # admitted run had its first byte within 1 s in every pass, at 20-30 in most, at 50 in
-        # none.
-        default=15,
+        # bench/bench_streams.py on 2 cores, 500 runs opened at once: since the streams cost
+        # half the CPU per token (issue 14), every admitted run had its first byte within 1 s
+        # at 30 per process (max 0.89 s, with the machine busy besides), not at 50 (1.10 s).
+        default=30,
         ge=1,
         description="Runs one API process streams at once; the next is refused (503 with "
         "Retry-After). Total capacity is this times `ajc serve --workers`.",

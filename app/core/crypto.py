@@ -5,6 +5,7 @@ Only used when no Clerk issuer is configured and APP_ENV is not production (the 
 that combination). The private key never leaves DATA_DIR; nothing here is committed.
 """
 
+import fcntl
 import time
 import uuid
 from dataclasses import dataclass
@@ -40,16 +41,21 @@ def generate_key_pair() -> KeyPair:
 
 
 def development_key_pair(data_dir: Path) -> KeyPair:
-    """The development key pair under DATA_DIR/dev-keys, created on first use."""
+    """The development key pair under DATA_DIR/dev-keys, created on first use. Under a file
+    lock: processes started together on a new DATA_DIR (`ajc serve` beside `ajc token`, two
+    machines played on one) each made a pair of their own, and one then refused the other's
+    tokens."""
     folder = data_dir / "dev-keys"
     private_path, public_path = folder / "private.pem", folder / "public.pem"
-    if not private_path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        pair = generate_key_pair()
-        private_path.touch(mode=0o600)
-        private_path.write_bytes(pair.private_pem)
-        public_path.write_bytes(pair.public_pem)
-    return KeyPair(private_pem=private_path.read_bytes(), public_pem=public_path.read_bytes())
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not private_path.exists():
+            pair = generate_key_pair()
+            public_path.write_bytes(pair.public_pem)
+            private_path.touch(mode=0o600)
+            private_path.write_bytes(pair.private_pem)
+        return KeyPair(private_pem=private_path.read_bytes(), public_pem=public_path.read_bytes())
 
 
 def sign_session_token(

@@ -1,5 +1,8 @@
 """Development identity: `ajc token` mints what the service accepts; production refuses it."""
 
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -67,3 +70,28 @@ def test_production_with_clerk_configured_is_accepted() -> None:
         }
     )
     assert not settings.development_identity
+
+
+def test_processes_started_together_on_a_new_data_dir_share_one_key_pair(
+    tmp_path: Path,
+) -> None:
+    """Each creates the pair if there is none: four at once must all end with the same."""
+    script = (
+        "import sys, time; from pathlib import Path;"
+        "from app.core.crypto import development_key_pair;"
+        "start = float(sys.argv[2]);"
+        "time.sleep(max(0.0, start - time.time()));"
+        "sys.stdout.write(development_key_pair(Path(sys.argv[1])).public_pem.decode())"
+    )
+    start = time.time() + 1.5  # all four imported and waiting by then
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path), str(start)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    keys = {process.communicate(timeout=60)[0] for process in processes}
+    assert len(keys) == 1
+    assert keys == {(tmp_path / "dev-keys" / "public.pem").read_text()}

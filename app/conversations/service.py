@@ -152,7 +152,13 @@ async def open_thread(
         session, principal.organization_id, conversation_id
     )
     if conversation is None:
-        new = _new_thread(principal, conversation_id, agent_id, title[:120])
+        new = Conversation(
+            id=conversation_id,
+            organization_id=principal.organization_id,
+            user_id=principal.user_id,
+            agent_id=agent_id,
+            title=title[:120],
+        )
         if await repository.insert_with_id(session, new):
             return new, True
         # Another request created it in between (a first run sent twice): from here on it
@@ -172,18 +178,6 @@ async def open_thread(
     return conversation, False
 
 
-def _new_thread(
-    principal: OrganizationPrincipal, conversation_id: uuid.UUID, agent_id: uuid.UUID, title: str
-) -> Conversation:
-    return Conversation(
-        id=conversation_id,
-        organization_id=principal.organization_id,
-        user_id=principal.user_id,
-        agent_id=agent_id,
-        title=title,
-    )
-
-
 async def readable_thread(
     session: AsyncSession,
     principal: OrganizationPrincipal,
@@ -193,16 +187,16 @@ async def readable_thread(
     """The agent's conversation the caller may read, or None for an id the organization
     does not use yet (a thread its first run will create, whatever other organizations use);
     another member's private one is `ConversationNotFound`."""
-    conversation = await repository.get_readable(
-        session, principal.organization_id, principal.user_id, conversation_id
+    conversation = await repository.get_any_in_organization(
+        session, principal.organization_id, conversation_id
     )
     if conversation is None:
-        taken = await repository.get_any_in_organization(
-            session, principal.organization_id, conversation_id
-        )
-        if taken is not None:
-            raise ConversationNotFound()  # another member's private thread
         return None
+    if (
+        conversation.user_id != principal.user_id
+        and conversation.visibility != ConversationVisibility.organization
+    ):
+        raise ConversationNotFound()  # another member's private thread
     if conversation.agent_id != agent_id:
         raise ThreadOfAnotherAgent("This thread belongs to another agent.")
     return conversation

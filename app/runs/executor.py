@@ -208,21 +208,18 @@ def merge_pieces(events: list[BaseEvent]) -> list[BaseEvent]:
         deltas.clear()
 
     for event in events:
-        previous = merged[-1] if deltas else None
-        if isinstance(event, TextMessageContentEvent | ToolCallArgsEvent) and _same_piece(
-            previous, event
-        ):
+        if deltas and isinstance(event, _PIECES) and _same_piece(merged[-1], event):
             deltas.append(event.delta)
             continue
         close()
         merged.append(event)
-        if isinstance(event, TextMessageContentEvent | ToolCallArgsEvent):
+        if isinstance(event, _PIECES):
             deltas.append(event.delta)
     close()
     return merged
 
 
-def _same_piece(previous: BaseEvent | None, event: BaseEvent) -> bool:
+def _same_piece(previous: BaseEvent, event: BaseEvent) -> bool:
     """Whether `event` continues `previous`: the same message's text, the same call's
     arguments."""
     if isinstance(event, TextMessageContentEvent):
@@ -288,8 +285,8 @@ async def execute(
     except ModelError as exc:
         status, error = MessageStatus.error, str(exc)
     except Exception:
-        # Anything else (a save that found no pooled connection...) must not end the stream
-        # as if the answer were whole.
+        # Anything else (a tool's save that kept failing...) must not end the stream as if
+        # the answer were whole.
         logger.exception("run failed", extra={"run_id": prepared.run_id})
         status, error = MessageStatus.error, "The run failed on our side; its text so far is kept."
     finally:

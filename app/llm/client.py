@@ -61,9 +61,12 @@ class ChatModel(Protocol):
 
 class OpenAIChatModel:
     """The `openai` SDK sends the request (with its retries of 429/5xx, `Retry-After`, and
-    its errors); the answer's stream is read here, as the server-sent events it is, with
-    orjson: the SDK's own reader builds a pydantic object per chunk, which
-    bench/bench_streams.py profiled at a third of a busy process's time."""
+    its errors) through its low-level `post`, the body already JSON: its typed `create`
+    walks every message against the parameters' TypedDicts before sending (a few
+    milliseconds of CPU per run, growing with the history; bench/bench_ttft.py), to a body
+    that is plain JSON from the database. The answer's stream is read here, as the
+    server-sent events it is, with orjson: the SDK's own reader builds a pydantic object per
+    chunk, which bench/bench_streams.py profiled at a third of a busy process's time."""
 
     def __init__(self, client: openai.AsyncOpenAI, name: str) -> None:
         self.client = client
@@ -75,21 +78,29 @@ class OpenAIChatModel:
         parameters: dict[str, Any],
         tools: list[dict[str, Any]],
     ) -> AsyncIterator[TextDelta | ToolCallDelta | Usage]:
+        body = {
+            **parameters,
+            "model": self.name,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         if tools:
-            parameters = {**parameters, "tools": tools}
+            body["tools"] = tools
         try:
-            # Typed loosely on purpose: messages and parameters come from stored JSON.
-            create: Any = self.client.chat.completions.with_streaming_response.create
-            async with create(
-                model=self.name,
-                messages=messages,
+            response = await self.client.post(
+                "/chat/completions",
+                cast_to=httpx2.Response,
+                content=orjson.dumps(body),
+                options={"headers": {"Content-Type": "application/json"}},
                 stream=True,
-                stream_options={"include_usage": True},
-                **parameters,
-            ) as response:
-                async for chunk in _chunks(response.http_response.aiter_lines()):
+            )
+            try:
+                async for chunk in _chunks(response.aiter_lines()):
                     for item in _items(chunk):
                         yield item
+            finally:
+                await response.aclose()
         except (openai.APITimeoutError, httpx2.TimeoutException) as exc:
             raise ModelError("The model did not answer in time.") from exc
         except openai.APIStatusError as exc:
@@ -171,17 +182,12 @@ class NoModel:
 def create_chat_client(settings: Settings) -> openai.AsyncOpenAI | None:
     if not settings.llm_configured:
         return None
-    client = openai.AsyncOpenAI(
+    return openai.AsyncOpenAI(
         api_key=settings.openai_api_key or "not-needed",
         base_url=settings.openai_base_url,
         timeout=settings.llm_timeout_seconds,
         max_retries=settings.llm_max_retries,
     )
-    # The SDK imports its chat resources on first use: about 50 ms with the event loop
-    # blocked, paid by the first run of each process (and by every run waiting behind it).
-    # Here it is paid at startup instead.
-    _ = client.chat.completions
-    return client
 
 
 def chat_model(

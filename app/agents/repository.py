@@ -13,19 +13,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import Agent, AgentQuickTask, AgentVisibility, OrganizationAgent
 from app.agents.schemas import AgentGrant, AgentSummary
-from app.core.repository import add_unless_duplicate, flush_unless_duplicate
+from app.core.db import driver_connection
+from app.core.repository import add_unless_duplicate, column_list, detached, flush_unless_duplicate
+
+_USABLE = (
+    f"SELECT {column_list(Agent, 'a')} FROM organization_agents g JOIN agents a "
+    "ON a.id = g.agent_id WHERE g.organization_id = $1 AND a.id = $2"
+)
 
 
 async def get_usable(
     session: AsyncSession, organization_id: uuid.UUID, agent_id: uuid.UUID
 ) -> Agent | None:
-    """An agent granted to the organization (its own agents are granted when created)."""
-    agent: Agent | None = await session.scalar(
-        select(Agent)
-        .join(OrganizationAgent, OrganizationAgent.agent_id == Agent.id)
-        .where(OrganizationAgent.organization_id == organization_id, Agent.id == agent_id)
-    )
-    return agent
+    """An agent granted to the organization (its own agents are granted when created), to
+    read: every route under an agent and every run looks it up, on the driver connection
+    (`detached`); changes go through `get_owned`."""
+    connection = await driver_connection(session)
+    row = await connection.fetchrow(_USABLE, organization_id, agent_id)
+    return None if row is None else detached(Agent, row)
 
 
 async def list_usable(session: AsyncSession, organization_id: uuid.UUID) -> list[Agent]:

@@ -1,4 +1,5 @@
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -109,6 +110,20 @@ class Message(TenantMixin, Base):
     output_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+@dataclass(frozen=True)
+class FinishedMessage:
+    """What a run saves of its answer (`finish_message`)."""
+
+    content: str
+    parts: list[dict[str, Any]]
+    status: MessageStatus
+    model: str
+    input_tokens: int
+    output_tokens: int
+    latency_ms: int | None = None
+    error: str | None = None
 
 
 class MessageFile(TenantMixin, Base):

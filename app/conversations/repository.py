@@ -1,19 +1,21 @@
 import uuid
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+import orjson
+from sqlalchemy import ColumnElement, Select, delete, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.conversations.models import (
     Conversation,
     ConversationVisibility,
+    FinishedMessage,
     Message,
     MessageFile,
     MessageStatus,
 )
+from app.core.db import driver_connection
 from app.core.pagination import Position
+from app.core.repository import column_list, detached
 
 
 async def insert(session: AsyncSession, conversation: Conversation) -> Conversation:
@@ -148,15 +150,26 @@ async def list_messages(
     return list(messages)
 
 
+_ANY_IN_ORGANIZATION = (
+    f"SELECT {column_list(Conversation, 'c')} FROM conversations c "
+    "WHERE c.organization_id = $1 AND c.id = $2"
+)
+
+
 async def get_any_in_organization(
     session: AsyncSession, organization_id: uuid.UUID, conversation_id: uuid.UUID
 ) -> Conversation | None:
-    conversation: Conversation | None = await session.scalar(
-        select(Conversation).where(
-            Conversation.organization_id == organization_id, Conversation.id == conversation_id
-        )
-    )
-    return conversation
+    """The conversation whoever owns it, to read (every run looks its thread up: on the
+    driver connection, `detached`)."""
+    connection = await driver_connection(session)
+    row = await connection.fetchrow(_ANY_IN_ORGANIZATION, organization_id, conversation_id)
+    return None if row is None else detached(Conversation, row)
+
+
+_INSERT_WITH_ID = (
+    "INSERT INTO conversations (id, organization_id, user_id, agent_id, title) "
+    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (organization_id, id) DO NOTHING RETURNING id"
+)
 
 
 async def insert_with_id(session: AsyncSession, conversation: Conversation) -> bool:
@@ -164,17 +177,14 @@ async def insert_with_id(session: AsyncSession, conversation: Conversation) -> b
     created it since it was looked for). One statement, no savepoint: a new thread's first
     run waits for it before its first token. Ids are unique per organization only (migration
     f4fa07f03acc): another organization's conversation with the same id does not conflict."""
-    inserted = await session.scalar(
-        pg_insert(Conversation)
-        .values(
-            id=conversation.id,
-            organization_id=conversation.organization_id,
-            user_id=conversation.user_id,
-            agent_id=conversation.agent_id,
-            title=conversation.title,
-        )
-        .on_conflict_do_nothing(index_elements=["organization_id", "id"])
-        .returning(Conversation.id)
+    connection = await driver_connection(session)
+    inserted = await connection.fetchval(
+        _INSERT_WITH_ID,
+        conversation.id,
+        conversation.organization_id,
+        conversation.user_id,
+        conversation.agent_id,
+        conversation.title,
     )
     return inserted is not None
 
@@ -196,41 +206,92 @@ async def streaming_run_ids(
     return [run_id for run_id in run_ids if run_id is not None]
 
 
+_ALL_MESSAGES = (
+    f"SELECT {column_list(Message, 'm')} FROM messages m "
+    "WHERE m.organization_id = $1 AND m.conversation_id = $2 ORDER BY m.created_at, m.id"
+)
+
+
 async def all_messages(
     session: AsyncSession, organization_id: uuid.UUID, conversation_id: uuid.UUID
 ) -> list[Message]:
-    messages = await session.scalars(
-        select(Message)
-        .where(
-            Message.organization_id == organization_id, Message.conversation_id == conversation_id
-        )
-        .order_by(Message.created_at, Message.id)
-    )
-    return list(messages)
+    """The thread in order, to read (a run's history: on the driver connection,
+    `detached`)."""
+    connection = await driver_connection(session)
+    rows = await connection.fetch(_ALL_MESSAGES, organization_id, conversation_id)
+    return [detached(Message, row) for row in rows]
+
+
+_ADD_MESSAGE = (
+    "INSERT INTO messages (id, organization_id, conversation_id, external_id, run_id, role, "
+    "content, parts, status, tool_call_id, model) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb, $9, $10, $11)"
+)
 
 
 async def add_messages(session: AsyncSession, messages: list[Message]) -> None:
-    session.add_all(messages)
-    await session.flush()
-
-
-async def finish_message(
-    session: AsyncSession, organization_id: uuid.UUID, message_id: uuid.UUID, values: dict[str, Any]
-) -> None:
-    await session.execute(
-        update(Message)
-        .where(Message.organization_id == organization_id, Message.id == message_id)
-        .values(**values)
+    """The messages in one round trip on the driver connection (a run stores its question
+    and its answer's row before the first token), each with the id and defaults it is given
+    here: the session does not know them."""
+    for message in messages:
+        message.id = message.id or uuid.uuid4()
+        message.content = message.content or ""
+        message.parts = message.parts or []
+        message.status = message.status or MessageStatus.complete
+    connection = await driver_connection(session)
+    await connection.executemany(
+        _ADD_MESSAGE,
+        [
+            (
+                message.id,
+                message.organization_id,
+                message.conversation_id,
+                message.external_id,
+                message.run_id,
+                message.role,
+                message.content,
+                orjson.dumps(message.parts).decode(),
+                message.status,
+                message.tool_call_id,
+                message.model,
+            )
+            for message in messages
+        ],
     )
 
 
-async def touch(
-    session: AsyncSession, organization_id: uuid.UUID, conversation_id: uuid.UUID
+_FINISH_MESSAGE = """
+WITH saved AS (
+    UPDATE messages SET content = $3, parts = $4::text::jsonb, status = $5, model = $6,
+        input_tokens = $7, output_tokens = $8, latency_ms = $9, error = $10, updated_at = now()
+    WHERE organization_id = $1 AND id = $2
+    RETURNING conversation_id
+)
+UPDATE conversations SET last_activity_at = now(), updated_at = now()
+WHERE organization_id = $1 AND id IN (SELECT conversation_id FROM saved)
+"""
+
+
+async def finish_message(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    message_id: uuid.UUID,
+    answer: FinishedMessage,
 ) -> None:
-    await session.execute(
-        update(Conversation)
-        .where(Conversation.organization_id == organization_id, Conversation.id == conversation_id)
-        .values(last_activity_at=func.now())
+    """The answer, and its thread's activity, in one statement on the driver connection."""
+    connection = await driver_connection(session)
+    await connection.execute(
+        _FINISH_MESSAGE,
+        organization_id,
+        message_id,
+        answer.content,
+        orjson.dumps(answer.parts).decode(),
+        answer.status,
+        answer.model,
+        answer.input_tokens,
+        answer.output_tokens,
+        answer.latency_ms,
+        answer.error,
     )
 
 

@@ -7,7 +7,6 @@ conversation the caller cannot read is `ConversationNotFound`.
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +19,12 @@ from app.conversations.errors import (
     ThreadOfAnotherAgent,
 )
 from app.conversations.messages import file_parts, to_ag_ui
-from app.conversations.models import Conversation, ConversationVisibility, Message
+from app.conversations.models import (
+    Conversation,
+    ConversationVisibility,
+    FinishedMessage,
+    Message,
+)
 from app.conversations.schemas import (
     ConversationCreate,
     ConversationPage,
@@ -273,10 +277,9 @@ async def add_messages(session: AsyncSession, messages: list[Message]) -> None:
 async def save_assistant_message(
     session: AsyncSession,
     organization_id: uuid.UUID,
-    conversation_id: uuid.UUID,
     message_id: uuid.UUID,
-    values: dict[str, Any],
+    answer: FinishedMessage,
 ) -> None:
-    """A run's answer so far (or in full), and the thread's activity."""
-    await repository.finish_message(session, organization_id, message_id, values)
-    await repository.touch(session, organization_id, conversation_id)
+    """A run's answer (in full, or up to a server-side tool call), and the thread's
+    activity."""
+    await repository.finish_message(session, organization_id, message_id, answer)

@@ -187,6 +187,7 @@ def create_chat_client(settings: Settings) -> openai.AsyncOpenAI | None:
         base_url=settings.openai_base_url,
         timeout=settings.llm_timeout_seconds,
         max_retries=settings.llm_max_retries,
+        http_client=openai.DefaultAioHttpClient(timeout=settings.llm_timeout_seconds),
     )
 
 

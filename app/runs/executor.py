@@ -42,7 +42,7 @@ from ag_ui.encoder import EventEncoder
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.conversations import service as conversations_service
-from app.conversations.models import Message, MessageRole, MessageStatus
+from app.conversations.models import FinishedMessage, Message, MessageRole, MessageStatus
 from app.core.db import set_tenant, unit_of_work
 from app.llm.client import ChatModel, ModelError, TextDelta, ToolCallDelta, Usage
 from app.observability import metrics
@@ -294,8 +294,7 @@ async def execute(
             answer.close()
             saver.forget(answer.row_id)
             latency_ms = int((time.monotonic() - started) * 1000)
-            final = {"status": status, "error": error, "latency_ms": latency_ms}
-            last = _saving(sessionmaker, prepared, model, answer, final)
+            last = _saving(sessionmaker, prepared, model, answer, status, error, latency_ms)
             # Shielded: a cancelled run still saves what it has.
             await asyncio.shield(durably(last, "a run's answer"))
         except Exception:
@@ -323,8 +322,8 @@ async def _run_server_tools(
     sessionmaker = tools.sessionmaker
     answer.close()
     saver.forget(answer.row_id)
-    complete = {"status": MessageStatus.complete}
-    await durably(_saving(sessionmaker, prepared, model, answer, complete), "an answer")
+    complete = _saving(sessionmaker, prepared, model, answer, MessageStatus.complete)
+    await durably(complete, "an answer")
     messages.append(answer.as_model_message())
     citations: list[dict[str, Any]] = []
     for call in answer.calls.values():
@@ -474,30 +473,34 @@ def _saving(
     prepared: PreparedRun,
     model: ChatModel,
     answer: _Answer,
-    final: dict[str, Any],
+    status: MessageStatus,
+    error: str | None = None,
+    latency_ms: int | None = None,
 ) -> Callable[[], Awaitable[None]]:
-    """The answer's save with its status (`final`), to make `durably`."""
-    values: dict[str, Any] = {
-        "content": answer.content,
-        "parts": answer.parts,
-        "model": model.name,
-        "input_tokens": answer.usage.input_tokens,
-        "output_tokens": answer.usage.output_tokens,
-        **final,
-    }
-    return lambda: _save(sessionmaker, prepared, answer.row_id, values)
+    """The answer's save with its status, to make `durably`."""
+    finished = FinishedMessage(
+        content=answer.content,
+        parts=answer.parts,
+        status=status,
+        model=model.name,
+        input_tokens=answer.usage.input_tokens,
+        output_tokens=answer.usage.output_tokens,
+        latency_ms=latency_ms,
+        error=error,
+    )
+    return lambda: _save(sessionmaker, prepared, answer.row_id, finished)
 
 
 async def _save(
     sessionmaker: async_sessionmaker[AsyncSession],
     prepared: PreparedRun,
     row_id: uuid.UUID,
-    values: dict[str, Any],
+    finished: FinishedMessage,
 ) -> None:
     async with sessionmaker() as session, unit_of_work(session):
         await set_tenant(session, prepared.organization_id, prepared.user_id)
         await conversations_service.save_assistant_message(
-            session, prepared.organization_id, prepared.conversation_id, row_id, values
+            session, prepared.organization_id, row_id, finished
         )
 
 

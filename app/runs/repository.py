@@ -6,6 +6,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.conversations.models import Conversation, Message, MessageStatus
+from app.core.db import driver_connection
 from app.runs.models import AgentState
 
 
@@ -31,6 +32,24 @@ async def get_user_state(
         statement = statement.with_for_update()
     state: AgentState | None = await session.scalar(statement)
     return state
+
+
+_USER_STATE = (
+    "SELECT state FROM agent_states WHERE organization_id = $1 AND user_id = $2 "
+    "AND agent_id = $3 AND conversation_id IS NULL"
+)
+
+
+async def user_state(
+    session: AsyncSession, organization_id: uuid.UUID, user_id: uuid.UUID, agent_id: uuid.UUID
+) -> dict[str, Any]:
+    """The user's own state with the agent, `{}` before any: what a run starts from, read on
+    the driver connection (`app.core.repository.detached` says why)."""
+    connection = await driver_connection(session)
+    state: dict[str, Any] | None = await connection.fetchval(
+        _USER_STATE, organization_id, user_id, agent_id
+    )
+    return state or {}
 
 
 async def insert_user_state(

@@ -129,7 +129,6 @@ async def prepare_run(
         )
         for role, message_id, text, message in unsaved
     ]
-    await conversations_service.add_messages(session, new)
     history = stored + new
     assistant = Message(
         organization_id=principal.organization_id,
@@ -140,8 +139,8 @@ async def prepare_run(
         run_id=run_input.run_id,
         model=model.name,
     )
-    await conversations_service.add_messages(session, [assistant])
-    state = await repository.get_user_state(
+    await conversations_service.add_messages(session, [*new, assistant])
+    state = await repository.user_state(
         session, principal.organization_id, principal.user_id, agent_id
     )
     citations: list[dict[str, Any]] = []
@@ -170,7 +169,7 @@ async def prepare_run(
         history_snapshot=[to_ag_ui(message) for message in history]
         if stored_ids - sent_ids
         else None,
-        state=state.state if state else {},
+        state=state,
         tools=[
             {
                 "type": "function",

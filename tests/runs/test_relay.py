@@ -4,6 +4,7 @@ in one write, text pieces merged, nothing lost or reordered."""
 import asyncio
 import itertools
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from ag_ui.core import (
@@ -16,8 +17,9 @@ from ag_ui.core import (
     ToolCallArgsEvent,
     ToolCallStartEvent,
 )
+from ag_ui.encoder import EventEncoder
 
-from app.runs.executor import relay
+from app.runs.executor import Events, Piece, encode_piece, relay
 
 
 def decode(chunk: str) -> list[dict[str, Any]]:
@@ -28,8 +30,8 @@ def decode(chunk: str) -> list[dict[str, Any]]:
     ]
 
 
-async def relayed(events: list[BaseEvent | None], heartbeat: float = 5) -> list[str]:
-    queue: asyncio.Queue[BaseEvent | None] = asyncio.Queue()
+async def relayed(events: Sequence[BaseEvent | Piece | None], heartbeat: float = 5) -> list[str]:
+    queue: Events = asyncio.Queue()
     for event in events:
         queue.put_nowait(event)
     return [chunk async for chunk in relay(queue, heartbeat)]
@@ -75,7 +77,7 @@ async def test_what_piled_up_goes_out_in_one_write_with_pieces_merged() -> None:
 
 
 async def test_a_client_that_keeps_up_gets_each_piece_as_it_comes() -> None:
-    queue: asyncio.Queue[BaseEvent | None] = asyncio.Queue()
+    queue: Events = asyncio.Queue()
     chunks = relay(queue, heartbeat_seconds=5)
     for word in ["one", "two"]:
         queue.put_nowait(TextMessageContentEvent(message_id="m1", delta=word))
@@ -85,7 +87,7 @@ async def test_a_client_that_keeps_up_gets_each_piece_as_it_comes() -> None:
 
 
 async def test_silence_is_filled_with_heartbeat_comments() -> None:
-    queue: asyncio.Queue[BaseEvent | None] = asyncio.Queue()
+    queue: Events = asyncio.Queue()
     chunks = relay(queue, heartbeat_seconds=0.05)
     assert await anext(chunks) == ": heartbeat\n\n"
     queue.put_nowait(None)
@@ -96,7 +98,7 @@ async def test_once_the_answer_has_begun_writes_are_a_flush_interval_apart() -> 
     """A piece every 10 ms, writes at least 100 ms apart: a few writes, the text whole. (That
     the first piece goes out at once, without waiting the interval, is the time to the first
     token bench/bench_streams.py measures.)"""
-    queue: asyncio.Queue[BaseEvent | None] = asyncio.Queue()
+    queue: Events = asyncio.Queue()
 
     async def model() -> None:
         queue.put_nowait(RunStartedEvent(thread_id="t", run_id="r"))
@@ -124,3 +126,50 @@ async def test_once_the_answer_has_begun_writes_are_a_flush_interval_apart() -> 
     )
     assert text == "".join(f"w{i} " for i in range(30))
     assert writes[-1][1][-1]["type"] == "RUN_FINISHED"
+
+
+async def test_the_runs_pieces_go_out_as_the_ag_ui_events_they_stand_for() -> None:
+    """What a run queues (pieces, not an event per token) is written merged, each write an
+    AG-UI event that ag_ui.core accepts."""
+    chunks = await relayed(
+        [
+            TextMessageStartEvent(message_id="m1", role="assistant"),
+            *(Piece(TextMessageContentEvent, "m1", f"w{i} ") for i in range(20)),
+            TextMessageEndEvent(message_id="m1"),
+            ToolCallStartEvent(tool_call_id="c1", tool_call_name="lookup", parent_message_id="m1"),
+            Piece(ToolCallArgsEvent, "c1", '{"q": '),
+            Piece(ToolCallArgsEvent, "c1", '"milk"}'),
+            None,
+        ]
+    )
+
+    sent = decode(chunks[0])
+    assert [event["type"] for event in sent] == [
+        "TEXT_MESSAGE_START",
+        "TEXT_MESSAGE_CONTENT",
+        "TEXT_MESSAGE_END",
+        "TOOL_CALL_START",
+        "TOOL_CALL_ARGS",
+    ]
+    text = TextMessageContentEvent.model_validate(sent[1])
+    assert (text.message_id, text.delta) == ("m1", "".join(f"w{i} " for i in range(20)))
+    arguments = ToolCallArgsEvent.model_validate(sent[4])
+    assert (arguments.tool_call_id, arguments.delta) == ("c1", '{"q": "milk"}')
+
+
+def test_a_piece_is_written_as_ag_uis_encoder_writes_its_event() -> None:
+    encoder = EventEncoder()
+    for delta in [
+        "plain",
+        'quote " and \\ backslash',
+        "line\nbreak\ttab",
+        "\x01\x1f",
+        "é 中文 🙂",
+        "\u2028",
+    ]:
+        assert encode_piece(Piece(TextMessageContentEvent, "m1", delta)) == encoder.encode(
+            TextMessageContentEvent(message_id="m1", delta=delta)
+        )
+        assert encode_piece(Piece(ToolCallArgsEvent, "c1", delta)) == encoder.encode(
+            ToolCallArgsEvent(tool_call_id="c1", delta=delta)
+        )

@@ -69,7 +69,7 @@ def migrate(settings: Settings, args: argparse.Namespace) -> None:
 def worker(settings: Settings, args: argparse.Namespace) -> None:
     import asyncio
 
-    from app.core.db import create_engine, create_sessionmaker
+    from app.core.db import Database, create_driver_pool, create_engine, create_sessionmaker
     from app.core.embedded import open_database
     from app.core.logging import configure_logging
     from app.files.backends import create_storage
@@ -85,8 +85,12 @@ def worker(settings: Settings, args: argparse.Namespace) -> None:
     async def run(url: str) -> None:
         queue = create_job_queue(url, settings.worker_stalled_seconds)
         engine = create_engine(url, settings)
+        sessionmaker = create_sessionmaker(engine)
+        # Opens connections when a job first asks (a quick task's run saves on it).
+        driver_pool = await create_driver_pool(url, settings)
         context = job_context(
-            create_sessionmaker(engine),
+            sessionmaker,
+            Database(sessionmaker, driver_pool, settings.database_pool_timeout_seconds),
             settings,
             create_chat_client(settings),
             Embedders(settings),
@@ -102,6 +106,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> None:
                     additional_context=context,
                 )
         finally:
+            await driver_pool.close()
             await engine.dispose()
 
     with open_database(settings) as urls:

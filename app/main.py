@@ -73,6 +73,10 @@ def create_app(
             engine = create_engine(urls.app, settings)
             stack.push_async_callback(engine.dispose)
             sessionmaker = create_sessionmaker(engine)
+            driver_pool = await create_driver_pool(urls.app, settings)
+            stack.push_async_callback(driver_pool.close)
+            # What a request's unit of work opens, and what runs save their answers on.
+            database = Database(sessionmaker, driver_pool, settings.database_pool_timeout_seconds)
             chat_client = create_chat_client(settings)
             embedders = Embedders(settings)
             storage = create_storage(settings)
@@ -85,7 +89,9 @@ def create_app(
                         job_queue,
                         settings.worker_concurrency,
                         settings.worker_shutdown_timeout_seconds,
-                        job_context(sessionmaker, settings, chat_client, embedders, storage),
+                        job_context(
+                            sessionmaker, database, settings, chat_client, embedders, storage
+                        ),
                     )
                 )
             http_client = httpx.AsyncClient(transport=http_transport)
@@ -98,20 +104,15 @@ def create_app(
             app.state.storage = storage
             app.state.tool_runner = ToolRunner(sessionmaker, embedders, storage)
             # Entered before the runs' stop: it writes until the last run has saved.
-            saver = AnswerSaver(sessionmaker)
+            saver = AnswerSaver(database)
             app.state.answer_saver = await stack.enter_async_context(saver.running())
             app.state.run_registry = RunRegistry(settings.run_max_concurrent)
             stack.push_async_callback(app.state.run_registry.stop_all)
             await stack.enter_async_context(cancellation.listening(engine, app.state.run_registry))
             app.state.engine = engine
             app.state.sessionmaker = sessionmaker
-            driver_pool = await create_driver_pool(urls.app, settings)
-            stack.push_async_callback(driver_pool.close)
             await stack.enter_async_context(monitoring(engine, driver_pool))
-            # What a request's unit of work opens.
-            app.state.database = Database(
-                sessionmaker, driver_pool, settings.database_pool_timeout_seconds
-            )
+            app.state.database = database
             app.state.job_queue = job_queue
             app.state.head_revision = migrations.head_revision()
             # anyio imports its asyncio backend when first asked for it: by the first streamed

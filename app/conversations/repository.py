@@ -1,6 +1,7 @@
 import uuid
 from datetime import datetime
 
+import asyncpg
 import orjson
 from sqlalchemy import ColumnElement, Select, delete, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -273,13 +274,12 @@ WHERE organization_id = $1 AND id IN (SELECT conversation_id FROM saved)
 
 
 async def finish_message(
-    session: AsyncSession,
+    connection: asyncpg.Connection,
     organization_id: uuid.UUID,
     message_id: uuid.UUID,
     answer: FinishedMessage,
 ) -> None:
-    """The answer, and its thread's activity, in one statement on the driver connection."""
-    connection = await driver_connection(session)
+    """The answer, and its thread's activity, in one statement."""
     await connection.execute(
         _FINISH_MESSAGE,
         organization_id,

@@ -8,6 +8,7 @@ conversation the caller cannot read is `ConversationNotFound`.
 import uuid
 from datetime import UTC, datetime
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import service as agents_service
@@ -275,11 +276,11 @@ async def add_messages(session: AsyncSession, messages: list[Message]) -> None:
 
 
 async def save_assistant_message(
-    session: AsyncSession,
+    connection: asyncpg.Connection,
     organization_id: uuid.UUID,
     message_id: uuid.UUID,
     answer: FinishedMessage,
 ) -> None:
     """A run's answer (in full, or up to a server-side tool call), and the thread's
-    activity."""
-    await repository.finish_message(session, organization_id, message_id, answer)
+    activity, on a driver connection of the run's own (`Database.transaction`)."""
+    await repository.finish_message(connection, organization_id, message_id, answer)

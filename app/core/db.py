@@ -98,8 +98,8 @@ async def create_driver_pool(url: str, settings: Settings) -> asyncpg.Pool:
 
 class Database:
     """Where a request's unit of work takes its transaction from: an ORM session (SQLAlchemy's
-    pool) or a driver connection (asyncpg's pool). The tests give one whose both forms are
-    the test's own transaction."""
+    pool) or a driver connection (asyncpg's pool); and where a run saves its answer
+    (`transaction`). The tests give one whose both forms are the test's own transaction."""
 
     def __init__(
         self,
@@ -127,6 +127,15 @@ class Database:
         statement is its own. The tests' `Database` gives its one connection here too,
         inside the test's transaction: nothing counted outlives the test."""
         return self.acquire()
+
+    @asynccontextmanager
+    async def transaction(self, tenant: "Tenant") -> AsyncIterator[asyncpg.Connection]:
+        """A transaction of its own on a driver connection, scoped to the tenant as it begins
+        (`driver_transaction`), outside any request: for work a run does after its request
+        has committed (saving its answer), where an ORM session's own checkout, BEGIN,
+        COMMIT and close were most of a save's CPU (bench/bench_ttft.py, profiled)."""
+        async with self.acquire() as connection, driver_transaction(connection, tenant) as tx:
+            yield tx
 
 
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:

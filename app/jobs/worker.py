@@ -80,10 +80,11 @@ async def running_worker(
 
 
 def job_context(
-    sessionmaker: Any, settings: Any, chat_client: Any, embedders: Any, storage: Any
+    sessionmaker: Any, database: Any, settings: Any, chat_client: Any, embedders: Any, storage: Any
 ) -> dict[str, Any]:
     return {
         "sessionmaker": sessionmaker,
+        "database": database,
         "settings": settings,
         "chat_client": chat_client,
         "embedders": embedders,

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 
@@ -49,7 +49,7 @@ from app.conversations.models import FinishedMessage, Message, MessageRole, Mess
 from app.core.db import set_tenant, unit_of_work
 from app.llm.client import ChatModel, ModelError, TextDelta, ToolCallDelta, Usage
 from app.observability import metrics
-from app.runs.saving import AnswerSaver, Partial, durably
+from app.runs.saving import AnswerSaver, Partial
 from app.runs.service import PreparedRun
 from app.runs.tools import ToolRunner
 
@@ -283,9 +283,8 @@ async def execute(
     max_seconds: float,
 ) -> None:
     """Run to the end, its events on `queue` (then None) for whoever listens; the answer
-    saved as it grows (`saver`) and at the end (`durably`)."""
+    saved as it grows and at the end (`saver`)."""
     model = prepared.model
-    sessionmaker = tools.sessionmaker
     emit = queue.put_nowait
 
     message_id = prepared.assistant_message_external_id
@@ -333,11 +332,18 @@ async def execute(
     finally:
         try:
             answer.close()
-            saver.forget(answer.row_id)
             latency_ms = int((time.monotonic() - started) * 1000)
-            last = _saving(sessionmaker, prepared, model, answer, status, error, latency_ms)
+            last = _finished(model, answer, status, error, latency_ms)
             # Shielded: a cancelled run still saves what it has.
-            await asyncio.shield(durably(last, "a run's answer"))
+            await asyncio.shield(
+                saver.finish(
+                    prepared.organization_id,
+                    prepared.user_id,
+                    answer.row_id,
+                    last,
+                    "a run's answer",
+                )
+            )
         except Exception:
             logger.exception("run's answer not saved", extra={"run_id": prepared.run_id})
             status, error = MessageStatus.error, "The answer could not be saved."
@@ -362,9 +368,10 @@ async def _run_server_tools(
     what the tools found)."""
     sessionmaker = tools.sessionmaker
     answer.close()
-    saver.forget(answer.row_id)
-    complete = _saving(sessionmaker, prepared, model, answer, MessageStatus.complete)
-    await durably(complete, "an answer")
+    complete = _finished(model, answer, MessageStatus.complete)
+    await saver.finish(
+        prepared.organization_id, prepared.user_id, answer.row_id, complete, "an answer"
+    )
     messages.append(answer.as_model_message())
     citations: list[dict[str, Any]] = []
     for call in answer.calls.values():
@@ -509,17 +516,14 @@ class _Answer:
         return parts + calls + self.citations
 
 
-def _saving(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    prepared: PreparedRun,
+def _finished(
     model: ChatModel,
     answer: _Answer,
     status: MessageStatus,
     error: str | None = None,
     latency_ms: int | None = None,
-) -> Callable[[], Awaitable[None]]:
-    """The answer's save with its status, to make `durably`."""
-    finished = FinishedMessage(
+) -> FinishedMessage:
+    return FinishedMessage(
         content=answer.content,
         parts=answer.parts,
         status=status,
@@ -529,20 +533,6 @@ def _saving(
         latency_ms=latency_ms,
         error=error,
     )
-    return lambda: _save(sessionmaker, prepared, answer.row_id, finished)
-
-
-async def _save(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    prepared: PreparedRun,
-    row_id: uuid.UUID,
-    finished: FinishedMessage,
-) -> None:
-    async with sessionmaker() as session, unit_of_work(session):
-        await set_tenant(session, prepared.organization_id, prepared.user_id)
-        await conversations_service.save_assistant_message(
-            session, prepared.organization_id, row_id, finished
-        )
 
 
 async def _add_message(

@@ -31,9 +31,10 @@ from typing import Any, TypeVar
 import asyncpg
 import orjson
 from sqlalchemy import exc as sqlalchemy_errors
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.db import driver_connection, set_tenant, unit_of_work
+from app.conversations import service as conversations_service
+from app.conversations.models import FinishedMessage
+from app.core.db import Database
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +88,8 @@ class Watched:
 
 
 class AnswerSaver:
-    def __init__(
-        self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        every_seconds: float = SAVE_EVERY_SECONDS,
-    ) -> None:
-        self.sessionmaker = sessionmaker
+    def __init__(self, database: Database, every_seconds: float = SAVE_EVERY_SECONDS) -> None:
+        self.database = database
         self.every_seconds = every_seconds
         self._watched: dict[uuid.UUID, Watched] = {}
         self._written: dict[uuid.UUID, int] = {}  # message id: version last written
@@ -154,9 +151,7 @@ class AnswerSaver:
     async def _write(
         self, organization_id: uuid.UUID, answers: list[tuple[uuid.UUID, Watched, Partial]]
     ) -> None:
-        async with self.sessionmaker() as session, unit_of_work(session):
-            await set_tenant(session, organization_id)
-            connection = await driver_connection(session)
+        async with self.database.transaction((organization_id, None)) as connection:
             await connection.execute(
                 _WRITE_PARTIAL,
                 organization_id,
@@ -168,6 +163,26 @@ class AnswerSaver:
             )
             conversations = {watched.conversation_id for _, watched, _ in answers}
             await connection.execute(_TOUCH, organization_id, list(conversations))
+
+    async def finish(
+        self,
+        organization_id: uuid.UUID,
+        user_id: uuid.UUID,
+        message_id: uuid.UUID,
+        answer: FinishedMessage,
+        what: str,
+    ) -> None:
+        """The answer's save with its status (complete, or how it ended): the run's own,
+        made `durably`, after which no tick writes it."""
+        self.forget(message_id)
+
+        async def save() -> None:
+            async with self.database.transaction((organization_id, user_id)) as connection:
+                await conversations_service.save_assistant_message(
+                    connection, organization_id, message_id, answer
+                )
+
+        await durably(save, what)
 
 
 async def durably(write: Callable[[], Awaitable[T]], what: str) -> T:

@@ -104,6 +104,6 @@ async def run_quick_task(
     tools = ToolRunner(
         sessionmaker, context.additional_context["embedders"], context.additional_context["storage"]
     )
-    async with AnswerSaver(sessionmaker).running() as saver:
+    async with AnswerSaver(context.additional_context["database"]).running() as saver:
         await executor.execute(prepared, tools, saver, queue, settings.run_max_seconds)
     return prepared.thread_id

@@ -38,7 +38,9 @@ async def tight_pool(test_database: DatabaseUnderTest, model_url: str) -> AsyncI
 
 
 async def hold_the_pool(app: FastAPI, seconds: float) -> None:
-    async with app.state.engine.connect() as connection:
+    """The one connection of each pool: the sessions' (requests) and the driver's (a run's
+    saves, `Database.transaction`)."""
+    async with app.state.engine.connect() as connection, app.state.database.acquire():
         await connection.execute(text("SELECT 1"))
         await asyncio.sleep(seconds)
 

@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from app.core.db import create_engine, create_sessionmaker
+from app.core.db import Database, create_driver_pool, create_engine, create_sessionmaker
 from app.core.settings import Settings
 from app.files.backends import create_storage
 from app.jobs.queue import create_job_queue
@@ -39,9 +39,12 @@ async def test_a_due_scheduled_quick_task_runs_once_in_the_worker(
         {"database_url": service.app_url, "llm_model": "fake-model", "run_max_seconds": 30}
     )
     engine = create_engine(service.app_url, settings)
+    sessionmaker = create_sessionmaker(engine)
+    driver_pool = await create_driver_pool(service.app_url, settings)
     client = openai.AsyncOpenAI(base_url=model_url, api_key="test", max_retries=0)
     context = job_context(
-        create_sessionmaker(engine),
+        sessionmaker,
+        Database(sessionmaker, driver_pool, settings.database_pool_timeout_seconds),
         settings,
         client,
         Embedders(settings),
@@ -56,6 +59,7 @@ async def test_a_due_scheduled_quick_task_runs_once_in_the_worker(
                     wait=False, install_signal_handlers=False, additional_context=context
                 )
     finally:
+        await driver_pool.close()
         await engine.dispose()
 
     conversations = service.rows(

@@ -7,8 +7,9 @@ Spans, sent in batches over OTLP/HTTP (protobuf) to `<endpoint>/v1/traces`:
   and the caller's organization as attributes (`SpanAttributesMiddleware`);
 - every SQL statement, through asyncpg: both pools (the ORM's and the hot reads') speak
   asyncpg, so SQLAlchemy's own instrumentation would only add a second span per statement;
-- every outbound HTTP request, through httpx (Clerk's keys, URL sources) and httpx2 (the
-  openai SDK's fork of it: the model, embeddings);
+- every outbound HTTP request, through httpx (Clerk's keys, URL sources), httpx2 (the
+  openai SDK's fork of it: embeddings) and aiohttp (the transport under the SDK's chat
+  client: the model);
 - every job a worker runs (`trace_job`), with the organization it acts for when it takes one.
 
 Unset, none of it is imported and nothing runs per request: this module imports
@@ -58,6 +59,7 @@ def configure(settings: Settings) -> bool:
         return True
     from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.instrumentation.httpx import (
         HTTPX2ClientInstrumentor,
@@ -75,6 +77,7 @@ def configure(settings: Settings) -> bool:
     AsyncPGInstrumentor().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
     HTTPXClientInstrumentor().instrument(tracer_provider=provider)
     HTTPX2ClientInstrumentor().instrument(tracer_provider=provider)  # the openai SDK's
+    AioHttpClientInstrumentor().instrument(tracer_provider=provider)  # under its chat client
     _tracer_provider = provider
     logger.info("tracing to %s", endpoint)
     return True

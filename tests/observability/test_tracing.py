@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -118,6 +119,21 @@ def _ancestors(span: ReceivedSpan, spans: list[ReceivedSpan]) -> Iterator[Receiv
         yield span
 
 
+def _url(span: ReceivedSpan) -> Any:
+    """A client span's URL, by the stable semantic conventions' name or the older one (the
+    aiohttp instrumentation's default)."""
+    return span.attributes.get("url.full") or span.attributes.get("http.url")
+
+
+def request_span_of(spans: list[ReceivedSpan], request_id: str) -> ReceivedSpan:
+    return next(
+        span
+        for span in spans
+        if span.kind == Span.SPAN_KIND_SERVER
+        and span.attributes.get("ajc.request_id") == request_id
+    )
+
+
 def wait_for(collector: Collector, found: Any, what: str, seconds: float = 20) -> Any:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -128,8 +144,27 @@ def wait_for(collector: Collector, found: Any, what: str, seconds: float = 20) -
     raise AssertionError(f"no {what} among {[s.name for s in collector.received()]}")
 
 
+@pytest.fixture
+def model_server() -> Iterator[str]:
+    """tests/fake_openai.py in a process of its own (the test is not async); its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "tests.fake_openai:app", "--port", str(port)]
+    server = subprocess.Popen([*command, "--log-level", "warning"], cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/")
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "the fake model never listened"
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}/v1"
+    server.terminate()
+    server.wait(timeout=30)
+
+
 def test_a_request_is_traced_with_its_request_id_organization_and_sql(
-    test_database: DatabaseUnderTest, collector: Collector, tmp_path: Path
+    test_database: DatabaseUnderTest, collector: Collector, model_server: str, tmp_path: Path
 ) -> None:
     port = free_port()
     key = development_key_pair(tmp_path)
@@ -152,6 +187,9 @@ def test_a_request_is_traced_with_its_request_id_organization_and_sql(
             "OTEL_BSP_SCHEDULE_DELAY": "100",  # milliseconds between the exporter's batches
             # The in-process worker checks for stalled jobs every second: a job to trace.
             "WORKER_STALLED_SECONDS": "3",
+            "OPENAI_BASE_URL": model_server,
+            "OPENAI_API_KEY": "test-key",
+            "LLM_MODEL": "fake-model",
         }
         server = subprocess.Popen(
             [sys.executable, "-m", "app", "serve", "--port", str(port)], env=env, cwd=ROOT
@@ -186,6 +224,34 @@ def test_a_request_is_traced_with_its_request_id_organization_and_sql(
                 )
 
             server_span = wait_for(collector, request_span, "server span of GET /me")
+            auth = {"Authorization": f"Bearer {token}"}
+            agent = httpx.post(f"{base}/agents", json={"slug": "t", "name": "T"}, headers=auth)
+            answer = httpx.post(
+                f"{base}/agents/{agent.json()['id']}/runs",
+                json={
+                    "threadId": str(uuid.uuid4()),
+                    "runId": "traced-run",
+                    "messages": [{"id": "m1", "role": "user", "content": "Hi"}],
+                    "state": {},
+                    "tools": [],
+                    "context": [],
+                    "forwardedProps": {},
+                },
+                headers={**auth, "X-Request-ID": "traced-run-1"},
+            )
+            assert "RUN_FINISHED" in answer.text, answer.text
+            model_span = wait_for(
+                collector,
+                lambda spans: next(
+                    (
+                        s
+                        for s in spans
+                        if s.kind == Span.SPAN_KIND_CLIENT and "/chat/completions" in str(_url(s))
+                    ),
+                    None,
+                ),
+                "client span of the model's request",
+            )
             job_span = wait_for(
                 collector,
                 lambda spans: next(
@@ -210,6 +276,10 @@ def test_a_request_is_traced_with_its_request_id_organization_and_sql(
     ]
     assert statements, [span.name for span in spans if span.trace_id == server_span.trace_id]
     assert all(server_span in _ancestors(statement, spans) for statement in statements)
+    # The model's request (over aiohttp, under the SDK's client) belongs to the run's request.
+    run_span = request_span_of(spans, "traced-run-1")
+    assert model_span.name == "POST"
+    assert run_span in _ancestors(model_span, spans)
     assert job_span.kind == Span.SPAN_KIND_CONSUMER
     assert job_span.attributes["procrastinate.task"] == "jobs:retry_stalled_jobs"
     assert {path for path, _ in collector.requests} == {"/v1/traces"}

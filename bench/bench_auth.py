@@ -6,6 +6,12 @@ CONCURRENCY clients: wrk for SECONDS per endpoint if it is installed (`apt-get i
 else this process's httpx for REQUESTS requests (slower than the server: figures compressed).
 Prints requests/s, p50 and p99 for each endpoint and its ratio to /healthz.
 
+Then /healthz and /me again with tracing on (OTEL_EXPORTER_OTLP_ENDPOINT aimed at
+`Collector`, a stand-in in this process that answers every export and keeps nothing), every
+request traced and one in ten (`TRACING_PASSES`): what tracing costs a request when it is
+on. (Unset, it costs nothing by construction: none of OpenTelemetry's SDK is imported,
+tests/observability/test_tracing.py checks that.)
+
 Then the same for a hand-written reference (`reference_app`, served the same way on core 0):
 the path the issue's goal was set from, an RS256 check of every token with pyjwt and one
 asyncpg query on a bare asyncpg pool, JSON written by hand, no framework middleware, next to
@@ -26,8 +32,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +51,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 REFERENCE_PORT = PORT + 1
+# The SDK's own sampler variables: every request traced, and one in ten (what a busy
+# deployment would set).
+TRACING_PASSES = {
+    "every request": {},
+    "one in ten sampled": {
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.1",
+    },
+}
 
 
 def reference_app() -> Any:
@@ -111,9 +128,38 @@ def start_reference(data_dir: Path, database_url: str) -> subprocess.Popen[bytes
     return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
 
 
-def start_server(data_dir: Path, database_url: str) -> subprocess.Popen[bytes]:
+class Collector:
+    """A stand-in OpenTelemetry collector on a loopback port (OTLP over HTTP): it answers
+    every export at once and keeps nothing, so a traced pass measures the spans' cost in the
+    service, not a collector's."""
+
+    def __init__(self) -> None:
+        class Receiver(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def start_server(
+    data_dir: Path, database_url: str, tracing: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if not name.startswith("OTEL_")},
+        **(tracing or {}),
         "DATA_DIR": str(data_dir),
         "DATABASE_URL": database_url,
         "PORT": str(PORT),
@@ -215,6 +261,20 @@ async def main(requests: int, concurrency: int, seconds: int) -> None:
                 concurrency,
                 seconds,
             )
+        collector = Collector()
+        cleanup.callback(collector.close)
+        traced: dict[str, Results] = {}
+        for label, sampling in TRACING_PASSES.items():
+            tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, **sampling}
+            with stopping(start_server(data_dir, urls.app, tracing)):
+                traced[label] = await measure(
+                    PORT,
+                    "/readyz",
+                    [("/healthz", {}), ("/me", auth)],
+                    requests,
+                    concurrency,
+                    seconds,
+                )
         with stopping(start_reference(data_dir, urls.app)):
             reference = await measure(
                 REFERENCE_PORT,
@@ -227,7 +287,15 @@ async def main(requests: int, concurrency: int, seconds: int) -> None:
     tool = f"wrk, {seconds} s" if shutil.which("wrk") else f"httpx, {requests} requests"
     print(f"API on core 0, database and load on core 1; {tool} per endpoint, {concurrency} clients")
     report("the service", service)
+    for label, results in traced.items():
+        report(f"the service, tracing on, {label} (to a collector that drops)", results)
     report("hand-written reference (RS256 per request, one asyncpg query, no framework)", reference)
+    for label, results in traced.items():
+        print(
+            f"tracing on, {label}: /me at {results['/me'][0] / service['/me'][0]:.2f} of the "
+            f"requests/s it serves with tracing unset (p50 {results['/me'][1]:.1f} ms against "
+            f"{service['/me'][1]:.1f})"
+        )
     print(
         f"the service's /me is {service['/me'][0] / reference['/me'][0]:.2f} of the "
         "hand-written path's requests/s"

@@ -219,13 +219,20 @@ _PIECES = (Piece, TextMessageContentEvent, ToolCallArgsEvent)
 
 
 def _as_piece(item: BaseEvent | Piece) -> Piece | None:
+    """The piece an item is: a `Piece`, or a content event that carries nothing else (one
+    with a timestamp or metadata of its own goes out as it is)."""
     if isinstance(item, Piece):
         return item
+    if item.model_fields_set - _PIECE_FIELDS_SET:
+        return None
     if isinstance(item, TextMessageContentEvent):
         return Piece(TextMessageContentEvent, item.message_id, item.delta)
     if isinstance(item, ToolCallArgsEvent):
         return Piece(ToolCallArgsEvent, item.tool_call_id, item.delta)
     return None
+
+
+_PIECE_FIELDS_SET = {"type", "message_id", "tool_call_id", "delta"}
 
 
 def merge_pieces(items: list[BaseEvent | Piece]) -> list[BaseEvent | Piece]:

@@ -173,3 +173,16 @@ def test_a_piece_is_written_as_ag_uis_encoder_writes_its_event() -> None:
         assert encode_piece(Piece(ToolCallArgsEvent, "c1", delta)) == encoder.encode(
             ToolCallArgsEvent(tool_call_id="c1", delta=delta)
         )
+
+
+async def test_a_content_event_with_more_than_its_text_goes_out_whole() -> None:
+    events: list[BaseEvent | Piece | None] = [
+        Piece(TextMessageContentEvent, "m1", "a"),
+        TextMessageContentEvent(message_id="m1", delta="b", timestamp=7),
+        Piece(TextMessageContentEvent, "m1", "c"),
+        None,
+    ]
+
+    sent = decode((await relayed(events))[0])
+
+    assert [(e["delta"], e.get("timestamp")) for e in sent] == [("a", None), ("b", 7), ("c", None)]

@@ -88,11 +88,12 @@ def worker(settings: Settings, args: argparse.Namespace) -> None:
         sessionmaker = create_sessionmaker(engine)
         # Opens connections when a job first asks (a quick task's run saves on it).
         driver_pool = await create_driver_pool(url, settings)
+        chat_client = create_chat_client(settings)
         context = job_context(
             sessionmaker,
             Database(sessionmaker, driver_pool, settings.database_pool_timeout_seconds),
             settings,
-            create_chat_client(settings),
+            chat_client,
             Embedders(settings),
             create_storage(settings),
         )
@@ -106,6 +107,8 @@ def worker(settings: Settings, args: argparse.Namespace) -> None:
                     additional_context=context,
                 )
         finally:
+            if chat_client is not None:
+                await chat_client.close()
             await driver_pool.close()
             await engine.dispose()
 

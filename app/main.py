@@ -78,6 +78,8 @@ def create_app(
             # What a request's unit of work opens, and what runs save their answers on.
             database = Database(sessionmaker, driver_pool, settings.database_pool_timeout_seconds)
             chat_client = create_chat_client(settings)
+            if chat_client is not None:
+                stack.push_async_callback(chat_client.close)  # its aiohttp session
             embedders = Embedders(settings)
             storage = create_storage(settings)
             stack.push_async_callback(storage.close)

@@ -74,7 +74,7 @@ class Piece:
 
 
 Queued: TypeAlias = "BaseEvent | Piece | None"
-Events: TypeAlias = "asyncio.Queue[BaseEvent | Piece | None]"
+Events: TypeAlias = "asyncio.Queue[Queued]"
 
 
 RunKey: TypeAlias = tuple[uuid.UUID, uuid.UUID, str]
@@ -215,7 +215,8 @@ def _drain(queue: Events, items: list[Queued]) -> None:
         items.append(queue.get_nowait())
 
 
-_PIECES = (Piece, TextMessageContentEvent, ToolCallArgsEvent)
+_CONTENT_EVENTS = (TextMessageContentEvent, ToolCallArgsEvent)
+_PIECES = (Piece, *_CONTENT_EVENTS)
 
 
 def _as_piece(item: BaseEvent | Piece) -> Piece | None:
@@ -223,7 +224,7 @@ def _as_piece(item: BaseEvent | Piece) -> Piece | None:
     with a timestamp or metadata of its own goes out as it is)."""
     if isinstance(item, Piece):
         return item
-    if item.model_fields_set - _PIECE_FIELDS_SET:
+    if not isinstance(item, _CONTENT_EVENTS) or item.model_fields_set - _PIECE_FIELDS_SET:
         return None
     if isinstance(item, TextMessageContentEvent):
         return Piece(TextMessageContentEvent, item.message_id, item.delta)

@@ -1,4 +1,5 @@
-"""`ajc`: serve, worker, migrate, seed, token, ingest, cleanup, db-url."""
+"""`ajc`: serve, worker, migrate, seed, token, ingest, cleanup, db-url; the secrets' commands
+(encryption-key, rotate-keys) are in app/secrets/commands.py."""
 
 import argparse
 import sys
@@ -6,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.settings import Settings, get_settings
+from app.secrets import commands as secrets_commands
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -212,6 +214,7 @@ def ingest(settings: Settings, args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from app.agents import service as agents_service
+    from app.core.console import bar_progress
     from app.core.db import create_engine, create_sessionmaker, set_tenant, unit_of_work
     from app.core.embedded import open_database
     from app.core.logging import configure_logging
@@ -262,11 +265,6 @@ def ingest(settings: Settings, args: argparse.Namespace) -> None:
                         settings.file_max_bytes,
                     )
             with tqdm(total=0, unit="chunk", desc=f"embedding {args.path.name}") as bar:
-
-                def progress(done: int, total: int) -> None:
-                    bar.total = total
-                    bar.update(done - bar.n)
-
                 return await knowledge_service.ingest_source(
                     sessionmaker,
                     Embedders(settings),
@@ -274,7 +272,7 @@ def ingest(settings: Settings, args: argparse.Namespace) -> None:
                     storage,
                     organization_id,
                     source.id,
-                    progress=progress,
+                    progress=bar_progress(bar),
                 )
         finally:
             await engine.dispose()
@@ -361,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     url_parser = commands.add_parser("db-url", help="print the URL of the database in use")
     url_parser.add_argument("--owner", action="store_true", help="the owner role's URL")
     url_parser.set_defaults(handler=db_url)
+
+    secrets_commands.add_commands(commands)
     return parser
 
 

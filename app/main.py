@@ -49,6 +49,8 @@ from app.runs.router import cancel_router as cancel_runs_router
 from app.runs.router import router as runs_router
 from app.runs.saving import AnswerSaver
 from app.runs.tools import ToolRunner
+from app.secrets.keyring import Keyring
+from app.secrets.service import Vault
 from app.usage.router import router as usage_router
 from app.users.router import router as users_router
 from app.webhooks.router import router as webhooks_router
@@ -64,6 +66,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # First: a malformed ENCRYPTION_KEYS stops the start before anything is opened.
+        vault = Vault(Keyring.from_settings(settings))
         async with AsyncExitStack() as stack:
             urls = stack.enter_context(open_database(settings))
             if settings.embedded_database:
@@ -99,6 +103,7 @@ def create_app(
             http_client = httpx.AsyncClient(transport=http_transport)
             stack.push_async_callback(http_client.aclose)
             app.state.settings = settings
+            app.state.vault = vault
             app.state.token_verifier = create_token_verifier(settings, http_client)
             app.state.identity_cache = IdentityCache()
             app.state.chat_client = chat_client

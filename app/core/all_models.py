@@ -8,6 +8,7 @@ from app.knowledge.models import Embedding
 from app.limits.models import RateLimit
 from app.organizations.models import Membership, Organization
 from app.runs.models import AgentState
+from app.secrets.models import DataKey, Secret
 from app.users.models import User
 from app.webhooks.models import WebhookEvent
 
@@ -18,6 +19,7 @@ __all__ = [
     "AgentState",
     "Base",
     "Conversation",
+    "DataKey",
     "Embedding",
     "File",
     "Membership",
@@ -26,6 +28,7 @@ __all__ = [
     "Organization",
     "OrganizationAgent",
     "RateLimit",
+    "Secret",
     "User",
     "WebhookEvent",
 ]

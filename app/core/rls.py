@@ -42,3 +42,26 @@ def grant_app_access(app_role: str) -> list[str]:
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
         f"REVOKE INSERT, UPDATE, DELETE ON alembic_version FROM {role}",
     ]
+
+
+def owner_or_platform(table: str) -> list[str]:
+    """The policy of tables whose rows belong to an organization or, with no owner, to the
+    platform (`owner_organization_id`: secrets, their data keys, the model registry): an
+    organization reads its own rows and the platform's, and writes only its own. The
+    platform's are written by the owner role (BYPASSRLS), never by a request."""
+    owner_is_current = f"owner_organization_id = {CURRENT_ORGANIZATION}"
+    return [
+        *force_row_level_security(table),
+        f"CREATE POLICY owner_or_platform_read ON {table} FOR SELECT "
+        f"USING (owner_organization_id IS NULL OR {owner_is_current})",
+        f"CREATE POLICY owner_insert ON {table} FOR INSERT WITH CHECK ({owner_is_current})",
+        f"CREATE POLICY owner_update ON {table} FOR UPDATE "
+        f"USING ({owner_is_current}) WITH CHECK ({owner_is_current})",
+        f"CREATE POLICY owner_delete ON {table} FOR DELETE USING ({owner_is_current})",
+    ]
+
+
+def grant_table_access(table: str, app_role: str) -> str:
+    """What `grant_app_access` gave the baseline's tables, for a table made later."""
+    role = '"' + app_role.replace('"', '""') + '"'
+    return f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {role}"

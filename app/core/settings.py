@@ -159,6 +159,14 @@ class Settings(BaseSettings):
         default=5, description="Leeway on `exp` and `nbf` for clock skew."
     )
 
+    encryption_keys: SecretStr | None = Field(
+        default=None,
+        description="Master keys that wrap each organization's data key (app/secrets/): "
+        "`id:key,...`, each key 32 bytes of URL-safe base64 (`ajc encryption-key` makes one). "
+        "The first encrypts, all decrypt: to rotate, put a new one first and run "
+        "`ajc rotate-keys`. Unset: a key generated under DATA_DIR (refused in production).",
+    )
+
     openai_api_key: str | None = Field(
         default=None, description="Key of the OpenAI-compatible endpoint (OpenAI, vLLM, Ollama)."
     )
@@ -342,6 +350,11 @@ class Settings(BaseSettings):
             )
         if not self.clerk_webhook_signing_secret:
             raise ValueError("APP_ENV=production needs CLERK_WEBHOOK_SIGNING_SECRET")
+        if self.encryption_keys is None:
+            raise ValueError(
+                "APP_ENV=production needs ENCRYPTION_KEYS: the development master key under "
+                "DATA_DIR is for development only"
+            )
         return self
 
 

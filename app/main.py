@@ -38,6 +38,7 @@ from app.jobs.worker import job_context, running_worker
 from app.knowledge.embedders import Embedders
 from app.knowledge.router import router as knowledge_router
 from app.llm.client import create_chat_client
+from app.llm.router import router as models_router
 from app.observability import tracing
 from app.observability.monitor import monitoring
 from app.observability.router import router as metrics_router
@@ -176,6 +177,7 @@ def create_app(
     app.include_router(conversations_router)
     app.include_router(copilotkit_router)
     app.include_router(copilotkit_streams)
+    app.include_router(models_router)
     app.include_router(usage_router)
     app.include_router(organizations_router)
     app.include_router(webhooks_router)

@@ -69,7 +69,20 @@ def _chunk(
     return f"data: {json.dumps(body)}\n\n"
 
 
+def _refused_key(request: Request) -> Response | None:
+    """A key that begins `sk-refused` is refused as OpenAI refuses a wrong key: 401, the key
+    echoed in the message."""
+    key = request.headers.get("authorization", "").removeprefix("Bearer ")
+    if not key.startswith("sk-refused"):
+        return None
+    message = f"Incorrect API key provided: {key}. You can find your API key at ..."
+    error = {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}
+    return JSONResponse({"error": error}, status_code=401)
+
+
 async def chat_completions(request: Request) -> Response:
+    if (refused := _refused_key(request)) is not None:
+        return refused
     payload = await request.json()
     requests_seen.append(payload)
     last_user = next(

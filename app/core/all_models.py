@@ -6,6 +6,7 @@ from app.core.models import Base
 from app.files.models import File
 from app.knowledge.models import Embedding
 from app.limits.models import RateLimit
+from app.llm.models import ModelPrice, ProviderModel
 from app.organizations.models import Membership, Organization
 from app.runs.models import AgentState
 from app.secrets.models import DataKey, Secret
@@ -25,8 +26,10 @@ __all__ = [
     "Membership",
     "Message",
     "MessageFile",
+    "ModelPrice",
     "Organization",
     "OrganizationAgent",
+    "ProviderModel",
     "RateLimit",
     "Secret",
     "User",

@@ -29,8 +29,9 @@ cloud credentials, no development setup needs them, and the setting left on in p
 not turn into credential theft.
 
 `EgressGuard.fetch` is the bounded GET (redirects followed here, each hop checked again, a byte
-cap, an overall deadline); `EgressGuard.client` is an httpx client for protocols that need
-more (MCP, OpenAPI tools); `EgressGuard.resolve` gives checked addresses to a non-HTTP driver
+cap, an overall deadline), `EgressGuard.post` the bounded POST (no redirect followed: a
+model's test); `EgressGuard.client` is an httpx client for protocols that need more (MCP,
+OpenAPI tools); `EgressGuard.resolve` gives checked addresses to a non-HTTP driver
 (a database connection connects to `CheckedAddress.address`, keeps the host for TLS).
 Errors are `EgressError` (unresolvable, unreachable, too slow: worth another try later) and
 its `EgressRefused` and `ResponseTooLarge` (no retry changes those); callers turn them into
@@ -38,10 +39,11 @@ their own terms.
 """
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,9 +221,34 @@ class EgressGuard:
     ) -> FetchedResponse:
         """GET `url`, following at most `max_redirects` redirects (each hop checked), reading
         at most `max_bytes` of body, all within `deadline_seconds`."""
+        async with self._bounded(url, deadline_seconds) as client:
+            return await _follow(client, url, max_bytes, max_redirects, headers)
+
+    async def post(
+        self,
+        url: str,
+        body: bytes,
+        *,
+        headers: Mapping[str, str],
+        max_bytes: int,
+        deadline_seconds: float,
+    ) -> FetchedResponse:
+        """POST `body` to `url` (no redirect followed: a POST is not replayed elsewhere),
+        reading at most `max_bytes` of the answer, within `deadline_seconds`."""
+        async with self._bounded(url, deadline_seconds) as client:
+            target = httpx.URL(url)
+            if target.scheme not in ("http", "https") or not target.host:
+                raise EgressRefused(f"{target} is not an http(s) URL.")
+            async with client.stream("POST", target, content=body, headers=headers) as answer:
+                content = await _read_capped(answer, max_bytes)
+                return FetchedResponse(url, answer.status_code, answer.headers, content)
+
+    @contextlib.asynccontextmanager
+    async def _bounded(self, url: str, deadline_seconds: float) -> AsyncIterator[httpx.AsyncClient]:
+        """A checked client for one exchange within the deadline, its errors in our terms."""
         try:
             async with asyncio.timeout(deadline_seconds), self.client(deadline_seconds) as client:
-                return await _follow(client, url, max_bytes, max_redirects, headers)
+                yield client
         except TimeoutError as exc:
             raise EgressError(f"{url} did not answer within {deadline_seconds:g} s.") from exc
         except httpx.InvalidURL as exc:

@@ -38,6 +38,7 @@ class Objects:
     file_id: str
     source_id: str
     task_id: str
+    model_id: str
 
     def ids(self) -> dict[str, str]:
         """By the name of the path parameter that takes each."""
@@ -47,6 +48,7 @@ class Objects:
             "file_id": self.file_id,
             "source_id": self.source_id,
             "task_id": self.task_id,
+            "model_id": self.model_id,
             "thread_id": self.conversation_id,  # CopilotKit's name for a conversation
         }
 
@@ -174,4 +176,18 @@ def make_objects(live: LiveService, org: str = ORG, marker: str = "contract") ->
                 headers=admin,
             )
         )
-    return Objects(agent_id, conversation_id, file_id, source_id, task_id)
+        model_id = made(
+            http.post(
+                "/models",
+                json={
+                    "name": f"Model {marker} {uuid.uuid4().hex[:8]}",
+                    "provider": "openai-compatible",
+                    "provider_model": "fake-model",
+                    "endpoint": "https://llm.example.com/v1",
+                    "api_key": f"sk-{marker}-key",
+                    "price": {"input_micro_usd": 1, "output_micro_usd": 2},
+                },
+                headers=admin,
+            )
+        )
+    return Objects(agent_id, conversation_id, file_id, source_id, task_id, model_id)

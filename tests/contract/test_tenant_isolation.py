@@ -17,6 +17,7 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import fields
 from typing import Any
 
 import httpx
@@ -68,7 +69,19 @@ BODIES: dict[str, Any] = {
     "searchKnowledge": lambda: {"json": {"query": "holidays"}},
     "updateConversation": lambda: {"json": {"title": "changed by B"}},
     "createAgent": lambda: {"json": {"slug": f"b-{uuid.uuid4().hex[:8]}", "name": "B's"}},
+    "createModel": lambda: {
+        "json": {
+            "name": f"B's {uuid.uuid4().hex[:8]}",
+            "provider": "openai",
+            "provider_model": "gpt-b",
+        }
+    },
+    "updateModel": lambda: {"json": {"name": "changed by B", "api_key": "sk-of-b-0000000"}},
+    "addPrice": lambda: {"json": {"input_micro_usd": 0, "output_micro_usd": 0}},
 }
+
+# Tables whose rows belong to an organization or the platform (`owner_organization_id`).
+OWNED_TABLES = ("agents", "models", "model_prices", "secrets", "data_keys")
 
 
 def operations(live: LiveService) -> list[tuple[str, str, dict[str, Any]]]:
@@ -115,7 +128,7 @@ class TenantRows:
         with psycopg.connect(self.url) as conn:
             for table, column in [
                 *((t, "organization_id") for t in self.tables),
-                ("agents", "owner_organization_id"),
+                *((t, "owner_organization_id") for t in OWNED_TABLES),
             ]:
                 row = conn.execute(
                     f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), "
@@ -203,7 +216,9 @@ def test_organization_b_reaches_none_of_organization_as_objects(
                 where = f"{role} of B: {method} {path}"
                 assert MARKER not in answer.text, where
                 if role == "member" and is_admin_only(operation):
-                    nowhere = path_for(template, Objects(*[str(uuid.uuid4())] * 5), missing_run)
+                    nowhere = path_for(
+                        template, Objects(*[str(uuid.uuid4())] * len(fields(Objects))), missing_run
+                    )
                     unknown = call(http, method, nowhere, operation, live.token(role, B))
                     assert (answer.status_code, answer.json()["type"]) == (
                         unknown.status_code,

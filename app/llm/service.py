@@ -1,0 +1,242 @@
+"""The model registry's rules.
+
+Members list and read the models their organization may use (its own and the platform's);
+admins register, change and remove their organization's own, and test them. A platform model
+is read-only through the API (the operator's: `ajc models add`), another organization's is
+`ModelNotFound`. A key is written, never read back: sealed as a secret for this model's row
+(`model:<id>:api_key`), shown by its last four characters.
+"""
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.identity import OrganizationPrincipal
+from app.core.egress import EgressGuard
+from app.llm import probe, repository
+from app.llm.errors import (
+    InvalidModel,
+    ModelNameTaken,
+    ModelNotFound,
+    PlatformModelReadOnly,
+    PriceNotInTheFuture,
+)
+from app.llm.models import ModelCapability, ModelPrice, ProviderModel
+from app.llm.schemas import (
+    ModelCreate,
+    ModelRead,
+    ModelTestResult,
+    ModelUpdate,
+    PriceCreate,
+    PriceRead,
+    model_problem,
+)
+from app.secrets.service import Vault
+
+
+def api_key_purpose(model_id: uuid.UUID) -> str:
+    return f"model:{model_id}:api_key"
+
+
+async def list_models(
+    session: AsyncSession,
+    principal: OrganizationPrincipal,
+    capability: ModelCapability | None,
+    include_inactive: bool,
+) -> list[ModelRead]:
+    rows = await repository.list_usable(
+        session, principal.organization_id, capability, not include_inactive
+    )
+    prices = await repository.prices_of(session, [model for model, _ in rows])
+    return [_read(model, hint, prices.get(model.id, [])) for model, hint in rows]
+
+
+async def read_model(
+    session: AsyncSession, principal: OrganizationPrincipal, model_id: uuid.UUID
+) -> ModelRead:
+    model, hint = await _get_usable(session, principal, model_id)
+    return await _read_with_prices(session, model, hint)
+
+
+async def create_model(
+    session: AsyncSession, principal: OrganizationPrincipal, vault: Vault, data: ModelCreate
+) -> ModelRead:
+    owner = principal.organization_id
+    model = ProviderModel(
+        id=uuid.uuid4(),
+        owner_organization_id=owner,
+        **data.model_dump(mode="json", exclude={"api_key", "price"}),
+    )
+    hint = None
+    if data.api_key is not None:
+        secret = await vault.seal(
+            session, owner, api_key_purpose(model.id), data.api_key.get_secret_value()
+        )
+        model.api_key_secret_id, hint = secret.id, secret.hint
+    if not await repository.insert_model(session, model):
+        raise ModelNameTaken(f"Your organization already has a model named {data.name!r}.")
+    if data.price is not None:
+        await _add_price(session, model, data.price)
+    return await _read_with_prices(session, model, hint)
+
+
+async def update_model(
+    session: AsyncSession,
+    principal: OrganizationPrincipal,
+    vault: Vault,
+    model_id: uuid.UUID,
+    data: ModelUpdate,
+) -> ModelRead:
+    model, hint = await _get_owned(session, principal, model_id)
+    changes = data.model_dump(mode="json", exclude_unset=True, exclude={"api_key"})
+    merged = {field: changes.get(field, getattr(model, field)) for field in _CHECKED_FIELDS}
+    problem = model_problem(model.provider, **merged)
+    if problem:
+        raise InvalidModel(problem[0].upper() + problem[1:] + ".")
+    if "api_key" in data.model_fields_set:
+        hint = await _replace_key(session, vault, model, data.api_key)
+
+    def change() -> None:
+        for field, value in changes.items():
+            setattr(model, field, value)
+
+    if not await repository.change_unless_duplicate(session, change):
+        raise ModelNameTaken(f"Your organization already has a model named {changes['name']!r}.")
+    await session.refresh(model)
+    return await _read_with_prices(session, model, hint)
+
+
+_CHECKED_FIELDS = (
+    "endpoint",
+    "azure_deployment",
+    "azure_api_version",
+    "capabilities",
+    "embedding_dimensions",
+)
+
+
+async def delete_model(
+    session: AsyncSession, principal: OrganizationPrincipal, vault: Vault, model_id: uuid.UUID
+) -> None:
+    model, _ = await _get_owned(session, principal, model_id)
+    secret_id = model.api_key_secret_id
+    await repository.delete_model(session, model)
+    if secret_id is not None:
+        await vault.delete(session, model.owner_organization_id, secret_id)
+
+
+async def add_price(
+    session: AsyncSession, principal: OrganizationPrincipal, model_id: uuid.UUID, data: PriceCreate
+) -> ModelRead:
+    model, hint = await _get_owned(session, principal, model_id)
+    await _add_price(session, model, data)
+    return await _read_with_prices(session, model, hint)
+
+
+async def test_model(
+    session: AsyncSession,
+    principal: OrganizationPrincipal,
+    vault: Vault,
+    guard: EgressGuard,
+    model_id: uuid.UUID,
+) -> ModelTestResult:
+    model, _ = await _get_owned(session, principal, model_id)
+    api_key = None
+    if model.api_key_secret_id is not None:
+        api_key = await vault.reveal(
+            session, model.owner_organization_id, model.api_key_secret_id, api_key_purpose(model.id)
+        )
+    return await probe.probe(guard, model, api_key)
+
+
+async def _replace_key(
+    session: AsyncSession, vault: Vault, model: ProviderModel, api_key: object
+) -> str | None:
+    """The model's new key (or none), and its hint."""
+    owner = model.owner_organization_id
+    old = model.api_key_secret_id
+    if api_key is None:
+        model.api_key_secret_id = None
+        await session.flush()
+        if old is not None:
+            await vault.delete(session, owner, old)
+        return None
+    value = api_key.get_secret_value()  # type: ignore[attr-defined]
+    secret = await vault.seal(session, owner, api_key_purpose(model.id), value)
+    model.api_key_secret_id = secret.id
+    await session.flush()
+    if old is not None:
+        await vault.delete(session, owner, old)
+    return secret.hint
+
+
+async def _add_price(session: AsyncSession, model: ProviderModel, data: PriceCreate) -> None:
+    now = datetime.now(UTC)
+    effective_from = data.effective_from or now
+    if effective_from < now:
+        raise PriceNotInTheFuture(
+            "A price starts now or later: usage already charged keeps the price it had."
+        )
+    price = ModelPrice(
+        model_id=model.id,
+        owner_organization_id=model.owner_organization_id,
+        effective_from=effective_from,
+        input_micro_usd=data.input_micro_usd,
+        cached_input_micro_usd=(
+            data.input_micro_usd
+            if data.cached_input_micro_usd is None
+            else data.cached_input_micro_usd
+        ),
+        output_micro_usd=data.output_micro_usd,
+    )
+    if not await repository.insert_price(session, price):
+        raise PriceNotInTheFuture("This model already has a price from that instant.")
+
+
+async def _get_usable(
+    session: AsyncSession, principal: OrganizationPrincipal, model_id: uuid.UUID
+) -> tuple[ProviderModel, str | None]:
+    found = await repository.get_usable(session, principal.organization_id, model_id)
+    if found is None:
+        raise ModelNotFound()
+    return found
+
+
+async def _get_owned(
+    session: AsyncSession, principal: OrganizationPrincipal, model_id: uuid.UUID
+) -> tuple[ProviderModel, str | None]:
+    model, hint = await _get_usable(session, principal, model_id)
+    if model.owner_organization_id is None:
+        raise PlatformModelReadOnly("The platform's models are configured by the operator.")
+    return model, hint
+
+
+async def _read_with_prices(
+    session: AsyncSession, model: ProviderModel, hint: str | None
+) -> ModelRead:
+    prices = await repository.prices_of(session, [model])
+    return _read(model, hint, prices.get(model.id, []))
+
+
+def _read(model: ProviderModel, hint: str | None, prices: list[ModelPrice]) -> ModelRead:
+    return ModelRead(
+        id=model.id,
+        owner_organization_id=model.owner_organization_id,
+        name=model.name,
+        provider=model.provider,
+        provider_model=model.provider_model,
+        endpoint=model.endpoint,
+        azure_deployment=model.azure_deployment,
+        azure_api_version=model.azure_api_version,
+        has_api_key=model.api_key_secret_id is not None,
+        api_key_hint=hint or None,
+        context_window=model.context_window,
+        max_output_tokens=model.max_output_tokens,
+        capabilities=[ModelCapability(value) for value in model.capabilities],
+        embedding_dimensions=model.embedding_dimensions,
+        active=model.active,
+        prices=[PriceRead.model_validate(price) for price in prices],
+        created_at=model.created_at,
+        updated_at=model.updated_at,
+    )

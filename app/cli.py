@@ -1,5 +1,6 @@
 """`ajc`: serve, worker, migrate, seed, token, ingest, cleanup, db-url; the secrets' commands
-(encryption-key, rotate-keys) are in app/secrets/commands.py."""
+(encryption-key, rotate-keys) are in app/secrets/commands.py, `ajc models` in
+app/llm/commands.py."""
 
 import argparse
 import sys
@@ -7,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from app.core.settings import Settings, get_settings
+from app.llm import commands as models_commands
 from app.secrets import commands as secrets_commands
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> None:
+    import asyncio
     import contextlib
     import os
 
@@ -21,6 +24,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
     from app.core.embedded import open_database
     from app.core.listeners import WorkerListeners
     from app.core.logging import configure_logging
+    from app.llm.platform import sync_with_environment
     from app.main import create_app
     from app.observability.multiprocess import Supervisor, metrics_folder
 
@@ -50,6 +54,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
     with open_database(settings) as urls:
         if settings.embedded_database:
             migrations.upgrade(urls.owner, settings.database_app_role)
+            asyncio.run(sync_with_environment(urls.owner, settings))
             os.environ["DATABASE_URL"] = urls.app
         if settings.development_identity:
             development_key_pair(settings.data_dir)
@@ -59,13 +64,18 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def migrate(settings: Settings, args: argparse.Namespace) -> None:
+    import asyncio
+
     from app.core import migrations
     from app.core.embedded import open_database
     from app.core.logging import configure_logging
+    from app.llm.platform import sync_with_environment
 
     configure_logging(settings.log_level)
     with open_database(settings) as urls:
         migrations.upgrade(urls.owner, settings.database_app_role, args.revision)
+        if args.revision == "head":
+            asyncio.run(sync_with_environment(urls.owner, settings))
 
 
 def worker(settings: Settings, args: argparse.Namespace) -> None:
@@ -361,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     url_parser.set_defaults(handler=db_url)
 
     secrets_commands.add_commands(commands)
+    models_commands.add_commands(commands)
     return parser
 
 

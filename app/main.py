@@ -38,6 +38,7 @@ from app.jobs.worker import job_context, running_worker
 from app.knowledge.embedders import Embedders
 from app.knowledge.router import router as knowledge_router
 from app.llm.client import create_chat_client
+from app.llm.platform import sync_with_environment
 from app.llm.router import router as models_router
 from app.observability import tracing
 from app.observability.monitor import monitoring
@@ -75,6 +76,7 @@ def create_app(
                 # The embedded default migrates itself; a real deployment runs `ajc migrate`
                 # once per release (the one-shot service in docker-compose.yml).
                 await asyncio.to_thread(migrations.upgrade, urls.owner, settings.database_app_role)
+                await sync_with_environment(urls.owner, settings)
             engine = create_engine(urls.app, settings)
             stack.push_async_callback(engine.dispose)
             sessionmaker = create_sessionmaker(engine)

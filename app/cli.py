@@ -88,8 +88,10 @@ def worker(settings: Settings, args: argparse.Namespace) -> None:
     from app.jobs.queue import create_job_queue
     from app.jobs.worker import job_context
     from app.knowledge.embedders import Embedders
-    from app.llm.client import create_chat_client
+    from app.llm.clients import ModelClients
     from app.observability import tracing
+    from app.secrets.keyring import Keyring
+    from app.secrets.service import Vault
 
     configure_logging(settings.log_level)
     tracing.configure(settings)
@@ -100,12 +102,12 @@ def worker(settings: Settings, args: argparse.Namespace) -> None:
         sessionmaker = create_sessionmaker(engine)
         # Opens connections when a job first asks (a quick task's run saves on it).
         driver_pool = await create_driver_pool(url, settings)
-        chat_client = create_chat_client(settings)
+        model_clients = ModelClients(settings, Vault(Keyring.from_settings(settings)))
         context = job_context(
             sessionmaker,
             Database(sessionmaker, driver_pool, settings.database_pool_timeout_seconds),
             settings,
-            chat_client,
+            model_clients,
             Embedders(settings),
             create_storage(settings),
         )
@@ -119,8 +121,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> None:
                     additional_context=context,
                 )
         finally:
-            if chat_client is not None:
-                await chat_client.close()
+            await model_clients.close()  # their aiohttp sessions
             await driver_pool.close()
             await engine.dispose()
 

@@ -37,7 +37,7 @@ from app.jobs.queue import create_job_queue
 from app.jobs.worker import job_context, running_worker
 from app.knowledge.embedders import Embedders
 from app.knowledge.router import router as knowledge_router
-from app.llm.client import create_chat_client
+from app.llm.clients import ModelClients
 from app.llm.platform import sync_with_environment
 from app.llm.router import router as models_router
 from app.observability import tracing
@@ -84,9 +84,8 @@ def create_app(
             stack.push_async_callback(driver_pool.close)
             # What a request's unit of work opens, and what runs save their answers on.
             database = Database(sessionmaker, driver_pool, settings.database_pool_timeout_seconds)
-            chat_client = create_chat_client(settings)
-            if chat_client is not None:
-                stack.push_async_callback(chat_client.close)  # its aiohttp session
+            model_clients = ModelClients(settings, vault)
+            stack.push_async_callback(model_clients.close)  # their aiohttp sessions
             embedders = Embedders(settings)
             storage = create_storage(settings)
             stack.push_async_callback(storage.close)
@@ -99,7 +98,7 @@ def create_app(
                         settings.worker_concurrency,
                         settings.worker_shutdown_timeout_seconds,
                         job_context(
-                            sessionmaker, database, settings, chat_client, embedders, storage
+                            sessionmaker, database, settings, model_clients, embedders, storage
                         ),
                     )
                 )
@@ -109,7 +108,7 @@ def create_app(
             app.state.vault = vault
             app.state.token_verifier = create_token_verifier(settings, http_client)
             app.state.identity_cache = IdentityCache()
-            app.state.chat_client = chat_client
+            app.state.model_clients = model_clients
             app.state.embedders = embedders
             app.state.storage = storage
             app.state.tool_runner = ToolRunner(sessionmaker, embedders, storage)

@@ -43,6 +43,8 @@ ANSWER = ["Hello", " from", " the", " fake", " model", "."]
 STALL_SECONDS = 30.0
 RETRY_AFTER_SECONDS = 1
 requests_seen: list[dict[str, Any]] = []
+# The API key of each chat request (its `Authorization: Bearer`), in order.
+keys_seen: list[str] = []
 EMBEDDING_DELAY_SECONDS = 0.5
 EMBEDDING_DIMENSIONS = {"text-embedding-3-small": 1536}
 embedding_requests_seen: list[dict[str, Any]] = []
@@ -81,6 +83,7 @@ def _refused_key(request: Request) -> Response | None:
 
 
 async def chat_completions(request: Request) -> Response:
+    keys_seen.append(request.headers.get("authorization", "").removeprefix("Bearer "))
     if (refused := _refused_key(request)) is not None:
         return refused
     payload = await request.json()

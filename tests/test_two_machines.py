@@ -27,7 +27,6 @@ import psycopg
 import pytest
 from obstore.store import S3Store
 
-from app.core import migrations
 from app.core.crypto import DEVELOPMENT_ISSUER, development_key_pair, sign_session_token
 from app.jobs.queue import create_job_queue
 from tests.conftest import TEST_BUCKET, DatabaseUnderTest
@@ -131,7 +130,6 @@ def machines(
     model_port, ports = free_port(), (free_port(), free_port())
     with test_database.scratch_database("machines") as roles:
         owner_url = test_database.url(roles.owner, roles.database)
-        migrations.upgrade(owner_url, roles.app)  # the one-shot `ajc migrate`
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(NOT_INHERITED)}
         env = {
             **inherited,
@@ -155,6 +153,9 @@ def machines(
         }
         model = [sys.executable, "-m", "uvicorn", "tests.fake_openai:app", "--port"]
         ajc = [sys.executable, "-m", "app"]
+        # The one-shot `ajc migrate`: the schema, then the environment's model registered.
+        migrate = {**env, "DATABASE_OWNER_URL": owner_url}
+        subprocess.run([*ajc, "migrate"], env=migrate, cwd=ROOT, check=True)
         with ExitStack() as stack:
             processes = [
                 stack.enter_context(

@@ -49,8 +49,13 @@ class Agent(RecordMixin, Base):
     name: Mapped[str] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
     instructions: Mapped[str] = mapped_column(Text, default="", server_default="")
-    # Model name and parameters (temperature, max_tokens, ...); an empty object means the
-    # service's default model.
+    # The registry's chat model (app/llm/); NULL: the platform's default, the environment's.
+    # RESTRICT: a model in use is not deleted from under its agents (409 on DELETE /models).
+    chat_model_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("models.id", ondelete="RESTRICT"), index=True
+    )
+    # Parameters (temperature, max_tokens, ...); `model`, a name, asks the environment's
+    # endpoint for another of its models when `chat_model_id` is NULL.
     model_settings: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
     embedding_model: Mapped[str] = mapped_column(
         Text, default="all-MiniLM-L6-v2", server_default="all-MiniLM-L6-v2"

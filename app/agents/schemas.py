@@ -61,6 +61,10 @@ class AgentCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=2_000)
     instructions: str = Field(default="", max_length=100_000)
+    chat_model_id: uuid.UUID | None = Field(
+        default=None,
+        description="A chat model of the registry (`GET /models`); null: the platform's default.",
+    )
     model_settings: ModelSettings = Field(default_factory=ModelSettings)
     embedding_model: EmbeddingModel = "all-MiniLM-L6-v2"
     retrieval_settings: RetrievalSettings = Field(default_factory=RetrievalSettings)
@@ -78,6 +82,7 @@ class AgentUpdate(BaseModel):
     name: str | MISSING = Field(default=MISSING, min_length=1, max_length=200)
     description: str | MISSING = Field(default=MISSING, max_length=2_000)
     instructions: str | MISSING = Field(default=MISSING, max_length=100_000)
+    chat_model_id: uuid.UUID | MISSING | None = MISSING
     model_settings: ModelSettings | MISSING = MISSING
     embedding_model: EmbeddingModel | MISSING = MISSING
     retrieval_settings: RetrievalSettings | MISSING = MISSING
@@ -98,6 +103,7 @@ class AgentSummary(BaseModel):
 
 class AgentRead(AgentSummary):
     instructions: str
+    chat_model_id: uuid.UUID | None
     model_settings: ModelSettings
     embedding_model: str
     retrieval_settings: RetrievalSettings

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import repository
 from app.agents.errors import AgentNotFound, AgentSlugTaken, PlatformAgentReadOnly
-from app.agents.models import Agent, OrganizationAgent
+from app.agents.models import Agent, AgentVisibility, OrganizationAgent
 from app.agents.schemas import (
     AgentCreate,
     AgentGrant,
@@ -27,6 +27,7 @@ from app.agents.schemas import (
 from app.auth.identity import OrganizationPrincipal
 from app.files import storage as file_storage
 from app.files.storage import Storage
+from app.llm import service as llm_service
 
 
 async def list_agents(session: AsyncSession, principal: OrganizationPrincipal) -> list[AgentRead]:
@@ -59,6 +60,9 @@ async def owner_of(session: AsyncSession, agent_id: uuid.UUID) -> uuid.UUID | No
 async def create_agent(
     session: AsyncSession, principal: OrganizationPrincipal, data: AgentCreate
 ) -> Agent:
+    await llm_service.check_chat_model(
+        session, principal.organization_id, data.chat_model_id, data.visibility
+    )
     agent = Agent(
         owner_organization_id=principal.organization_id,
         created_by_user_id=principal.user_id,
@@ -74,7 +78,15 @@ async def update_agent(
     session: AsyncSession, principal: OrganizationPrincipal, agent_id: uuid.UUID, data: AgentUpdate
 ) -> Agent:
     agent = await _get_editable(session, principal, agent_id)
-    for field, value in data.model_dump(mode="json", exclude_unset=True).items():
+    changes = data.model_dump(mode="json", exclude_unset=True)
+    if {"chat_model_id", "visibility"} & changes.keys():
+        await llm_service.check_chat_model(
+            session,
+            principal.organization_id,
+            _as_uuid(changes.get("chat_model_id", agent.chat_model_id)),
+            AgentVisibility(changes.get("visibility", agent.visibility)),
+        )
+    for field, value in changes.items():
         setattr(agent, field, value)
     await session.flush()
     await session.refresh(agent)
@@ -91,6 +103,10 @@ async def delete_agent(
     agent = await _get_editable(session, principal, agent_id)
     await repository.delete_agent(session, agent)
     file_storage.remove_agent_files_after_commit(session, storage, agent.id)
+
+
+def _as_uuid(value: uuid.UUID | str | None) -> uuid.UUID | None:
+    return uuid.UUID(value) if isinstance(value, str) else value
 
 
 async def _get_editable(

@@ -48,7 +48,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpcore
+import httpcore2
 import httpx
+import httpx2
 
 from app.core.settings import Settings
 
@@ -210,6 +212,19 @@ class EgressGuard:
             trust_env=False,
         )
 
+    def model_http_client(self, timeout: float, limits: httpx2.Limits) -> httpx2.AsyncClient:
+        """An httpx2 client for the openai SDK (`http_client=`) whose every connection goes to
+        a checked address: a model endpoint an organization registered."""
+        return httpx2.AsyncClient(
+            transport=_CheckedTransport2(
+                CheckedNetworkBackend2(self, httpcore2.AnyIOBackend()), limits
+            ),
+            timeout=timeout,
+            limits=limits,
+            follow_redirects=False,
+            trust_env=False,
+        )
+
     async def fetch(
         self,
         url: str,
@@ -302,6 +317,32 @@ async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
     raise ResponseTooLarge(f"{response.url} is larger than {max_bytes} bytes.")
 
 
+async def _connect_checked(
+    guard: EgressGuard,
+    connect: Callable[[str], Awaitable[Any]],
+    host: str,
+    port: int,
+    timeout: float | None,  # noqa: ASYNC109 (the backends' interface, passed on)
+    errors: tuple[type[Exception], type[Exception]],
+) -> Any:
+    """Resolve `host` once through the guard and `connect` to the first checked address that
+    answers; `errors` are the library's (connect error, connect timeout)."""
+    connect_timeout = errors[1]
+    try:
+        async with asyncio.timeout(timeout):
+            addresses = await guard.resolve(host, port)
+    except TimeoutError as exc:
+        raise connect_timeout(f"{host} did not resolve in time.") from exc
+    failure: Exception | None = None
+    for checked in addresses:
+        try:
+            return await connect(str(checked.address))
+        except errors as exc:
+            failure = exc
+    assert failure is not None  # resolve() answers at least one address
+    raise failure
+
+
 class CheckedNetworkBackend(httpcore.AsyncNetworkBackend):
     """httpcore's way to open connections, through the guard: resolve once, check, connect to
     the checked address. TLS is started by httpcore on the returned stream with the host name."""
@@ -318,21 +359,17 @@ class CheckedNetworkBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        try:
-            async with asyncio.timeout(timeout):
-                addresses = await self._guard.resolve(host, port)
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(f"{host} did not resolve in time.") from exc
-        failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
-        for checked in addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    str(checked.address), port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-        assert failure is not None  # resolve() answers at least one address
-        raise failure
+        stream: httpcore.AsyncNetworkStream = await _connect_checked(
+            self._guard,
+            lambda address: self._inner.connect_tcp(
+                address, port, timeout, local_address, socket_options
+            ),
+            host,
+            port,
+            timeout,
+            (httpcore.ConnectError, httpcore.ConnectTimeout),
+        )
+        return stream
 
     async def connect_unix_socket(
         self,
@@ -340,6 +377,46 @@ class CheckedNetworkBackend(httpcore.AsyncNetworkBackend):
         timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        raise EgressRefused("Unix sockets are not reachable from outside requests.")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class CheckedNetworkBackend2(httpcore2.AsyncNetworkBackend):
+    """The same for httpcore2, under httpx2: the openai SDK's transport, for models whose
+    endpoint an organization gave (app/llm/clients.py)."""
+
+    def __init__(self, guard: EgressGuard, inner: httpcore2.AsyncNetworkBackend) -> None:
+        self._guard = guard
+        self._inner = inner
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore2's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        stream: httpcore2.AsyncNetworkStream = await _connect_checked(
+            self._guard,
+            lambda address: self._inner.connect_tcp(
+                address, port, timeout, local_address, socket_options
+            ),
+            host,
+            port,
+            timeout,
+            (httpcore2.ConnectError, httpcore2.ConnectTimeout),
+        )
+        return stream
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore2's interface)
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
         raise EgressRefused("Unix sockets are not reachable from outside requests.")
 
     async def sleep(self, seconds: float) -> None:
@@ -357,5 +434,19 @@ class _CheckedTransport(httpx.AsyncHTTPTransport):
             ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
             max_connections=10,
             max_keepalive_connections=5,
+            network_backend=backend,
+        )
+
+
+class _CheckedTransport2(httpx2.AsyncHTTPTransport):
+    def __init__(self, backend: CheckedNetworkBackend2, limits: httpx2.Limits) -> None:
+        super().__init__(trust_env=False)
+        if not isinstance(getattr(self, "_pool", None), httpcore2.AsyncConnectionPool):
+            raise RuntimeError("httpx2.AsyncHTTPTransport no longer keeps its pool in _pool")
+        self._pool = httpcore2.AsyncConnectionPool(
+            ssl_context=httpx2.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
             network_backend=backend,
         )

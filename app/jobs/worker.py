@@ -80,13 +80,18 @@ async def running_worker(
 
 
 def job_context(
-    sessionmaker: Any, database: Any, settings: Any, chat_client: Any, embedders: Any, storage: Any
+    sessionmaker: Any,
+    database: Any,
+    settings: Any,
+    model_clients: Any,
+    embedders: Any,
+    storage: Any,
 ) -> dict[str, Any]:
     return {
         "sessionmaker": sessionmaker,
         "database": database,
         "settings": settings,
-        "chat_client": chat_client,
+        "model_clients": model_clients,
         "embedders": embedders,
         "storage": storage,
     }

@@ -1,8 +1,10 @@
 """Chat models behind one small interface: any OpenAI-compatible endpoint through the `openai`
 SDK (OpenAI, Azure, vLLM, Ollama), or, with none configured, the labelled no-LLM mode so that
-every other part of the service runs end to end on a fresh machine.
+every other part of the service runs end to end on a fresh machine. Which model a run calls,
+and its client, come from the registry: app/llm/clients.py.
 """
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -11,8 +13,6 @@ import anyio
 import httpx2
 import openai
 import orjson
-
-from app.core.settings import Settings
 
 NO_LLM_MODEL = "no-llm"
 NO_LLM_LABEL = (
@@ -49,7 +49,8 @@ class ModelError(Exception):
 
 
 class ChatModel(Protocol):
-    name: str
+    name: str  # the provider's id of the model, stored with each answer
+    model_id: uuid.UUID | None  # in the registry (None: the no-LLM mode)
 
     def stream(
         self,
@@ -68,9 +69,10 @@ class OpenAIChatModel:
     server-sent events it is, with orjson: the SDK's own reader builds a pydantic object per
     chunk, which bench/bench_streams.py profiled at a third of a busy process's time."""
 
-    def __init__(self, client: openai.AsyncOpenAI, name: str) -> None:
+    def __init__(self, client: openai.AsyncOpenAI, name: str, model_id: uuid.UUID) -> None:
         self.client = client
         self.name = name
+        self.model_id: uuid.UUID | None = model_id
 
     async def stream(
         self,
@@ -164,6 +166,7 @@ class NoModel:
     events as a model's answer."""
 
     name = NO_LLM_MODEL
+    model_id: uuid.UUID | None = None
 
     def __init__(self, passages: str = "") -> None:
         body = f"{NO_LLM_PASSAGES}\n\n{passages}" if passages else NO_LLM_NOTHING
@@ -177,23 +180,3 @@ class NoModel:
     ) -> AsyncIterator[TextDelta | ToolCallDelta | Usage]:
         for line in self.answer.splitlines(keepends=True):
             yield TextDelta(line)
-
-
-def create_chat_client(settings: Settings) -> openai.AsyncOpenAI | None:
-    if not settings.llm_configured:
-        return None
-    return openai.AsyncOpenAI(
-        api_key=settings.openai_api_key or "not-needed",
-        base_url=settings.openai_base_url,
-        timeout=settings.llm_timeout_seconds,
-        max_retries=settings.llm_max_retries,
-        http_client=openai.DefaultAioHttpClient(timeout=settings.llm_timeout_seconds),
-    )
-
-
-def chat_model(
-    client: openai.AsyncOpenAI | None, settings: Settings, agent_model: str | None
-) -> ChatModel:
-    if client is None:
-        return NoModel()
-    return OpenAIChatModel(client, agent_model or settings.llm_model or "")

@@ -24,3 +24,15 @@ class PriceNotInTheFuture(UnprocessableContent):
 class InvalidModel(UnprocessableContent):
     problem = "invalid-model"
     title = "Invalid model"
+
+
+class ModelUnavailable(Conflict):
+    """The agent's model cannot answer now (inactive, gone, not a chat model)."""
+
+    problem = "model-unavailable"
+    title = "Model unavailable"
+
+
+class ModelInUse(Conflict):
+    problem = "model-in-use"
+    title = "Model in use"

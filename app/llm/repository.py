@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.repository import add_unless_duplicate, flush_unless_duplicate
@@ -78,9 +79,15 @@ async def insert_price(session: AsyncSession, price: ModelPrice) -> bool:
     return await add_unless_duplicate(session, price)
 
 
-async def delete_model(session: AsyncSession, model: ProviderModel) -> None:
-    await session.delete(model)
-    await session.flush()
+async def delete_unless_used(session: AsyncSession, model: ProviderModel) -> bool:
+    """Delete it; False (nothing deleted) if an agent names it (the RESTRICT foreign key)."""
+    try:
+        async with session.begin_nested():
+            await session.delete(model)
+            await session.flush()
+    except IntegrityError:
+        return False
+    return True
 
 
 async def change_unless_duplicate(session: AsyncSession, change: Callable[[], None]) -> bool:

@@ -17,6 +17,7 @@ from app.core.egress import EgressGuard
 from app.llm import probe, repository
 from app.llm.errors import (
     InvalidModel,
+    ModelInUse,
     ModelNameTaken,
     ModelNotFound,
     PlatformModelReadOnly,
@@ -121,7 +122,8 @@ async def delete_model(
 ) -> None:
     model, _ = await _get_owned(session, principal, model_id)
     secret_id = model.api_key_secret_id
-    await repository.delete_model(session, model)
+    if not await repository.delete_unless_used(session, model):
+        raise ModelInUse("Agents of your organization use this model: choose another for them.")
     if secret_id is not None:
         await vault.delete(session, model.owner_organization_id, secret_id)
 
@@ -148,6 +150,33 @@ async def test_model(
             session, model.owner_organization_id, model.api_key_secret_id, api_key_purpose(model.id)
         )
     return await probe.probe(guard, model, api_key)
+
+
+async def check_chat_model(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    model_id: uuid.UUID | None,
+    visibility: str,
+) -> None:
+    """What an agent's chat model must be: one the organization may use (else 404, as any
+    object of another organization), active and able to chat (else 422), and the platform's
+    if the agent is public, since other organizations run public agents and cannot use an
+    organization's own models or keys."""
+    if model_id is None:
+        return
+    found = await repository.get_usable(session, organization_id, model_id)
+    if found is None:
+        raise ModelNotFound("No such model in the registry (`GET /models`).")
+    model = found[0]
+    if not model.active:
+        raise InvalidModel(f"The model {model.name!r} is inactive.")
+    if ModelCapability.chat not in model.capabilities:
+        raise InvalidModel(f"The model {model.name!r} is not a chat model.")
+    if visibility == "public" and model.owner_organization_id is not None:
+        raise InvalidModel(
+            "A public agent uses one of the platform's models: other organizations cannot "
+            "use your organization's own."
+        )
 
 
 async def _replace_key(

@@ -14,7 +14,6 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import openai
 from ag_ui.core import RunAgentInput, UserMessage
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,7 +30,8 @@ from app.files.errors import InvalidAttachment
 from app.knowledge import service as knowledge_service
 from app.knowledge.embedders import Embedders
 from app.knowledge.repository import Scope
-from app.llm.client import ChatModel, NoModel, chat_model
+from app.llm.client import ChatModel, NoModel
+from app.llm.clients import ModelClients, RegisteredChatModel
 from app.llm.context import trim_to_window
 from app.runs import cancellation, repository
 from app.runs.errors import DuplicateMessageIds, RunNotFound
@@ -87,12 +87,14 @@ async def prepare_run(
     agent_id: uuid.UUID,
     run_input: RunAgentInput,
     settings: Settings,
-    chat_client: openai.AsyncOpenAI | None,
+    model_clients: ModelClients,
     embedders: Embedders,
     title: str | None = None,
 ) -> PreparedRun:
     agent = await agents_service.get_usable_agent(session, principal, agent_id)
-    model = chat_model(chat_client, settings, agent.model_settings.get("model"))
+    model, registered = await model_clients.chat_model(
+        session, principal.organization_id, agent.chat_model_id, agent.model_settings.get("model")
+    )
     conversation_id = conversation_id_of(run_input.thread_id)
     sent = [_text_of(message) for message in run_input.messages]
     repeated = sorted(i for i, n in Counter(i for _, i, _ in sent).items() if n > 1)
@@ -161,9 +163,10 @@ async def prepare_run(
         assistant_message_id=assistant.id,
         assistant_message_external_id=assistant.external_id or str(assistant.id),
         model_messages=trim_to_window(
-            _model_messages(agent.instructions, history), _budget(agent.model_settings, settings)
+            _model_messages(agent.instructions, history),
+            _budget(agent.model_settings, registered, settings),
         ),
-        model_parameters=_parameters(agent.model_settings),
+        model_parameters=_parameters(agent.model_settings, registered),
         model=model,
         # The client lacks part of the thread (a reload, another device): send it first.
         history_snapshot=[to_ag_ui(message) for message in history]
@@ -264,18 +267,36 @@ def _model_messages(instructions: str, history: list[Message]) -> list[dict[str,
     return messages
 
 
-def _budget(model_settings: dict[str, Any], settings: Settings) -> int:
-    window = model_settings.get("context_window") or settings.llm_context_tokens
-    reserved = model_settings.get("max_tokens") or settings.llm_reserved_output_tokens
+def _budget(
+    model_settings: dict[str, Any], model: RegisteredChatModel | None, settings: Settings
+) -> int:
+    """Tokens of history the window leaves: the agent's window, else its model's, else
+    LLM_CONTEXT_TOKENS; less what the answer may take."""
+    window = (
+        model_settings.get("context_window")
+        or (model.context_window if model else None)
+        or settings.llm_context_tokens
+    )
+    reserved = _parameters(model_settings, model).get(
+        "max_tokens", settings.llm_reserved_output_tokens
+    )
     return max(int(window) - int(reserved), 1)
 
 
-def _parameters(model_settings: dict[str, Any]) -> dict[str, Any]:
-    return {
+def _parameters(
+    model_settings: dict[str, Any], model: RegisteredChatModel | None
+) -> dict[str, Any]:
+    """The agent's sampling parameters; `max_tokens` no more than its model produces."""
+    parameters = {
         name: value
         for name, value in model_settings.items()
         if name in ("temperature", "max_tokens", "top_p") and value is not None
     }
+    if model is not None and model.max_output_tokens is not None:
+        parameters["max_tokens"] = min(
+            parameters.get("max_tokens", model.max_output_tokens), model.max_output_tokens
+        )
+    return parameters
 
 
 async def cancel_run(

@@ -33,7 +33,13 @@ async def stream_run(
     requested_at = time.perf_counter()  # for the time to the first token
     state = request.app.state
     prepared = await run_service.prepare_run(
-        session, principal, agent_id, run_input, state.settings, state.chat_client, state.embedders
+        session,
+        principal,
+        agent_id,
+        run_input,
+        state.settings,
+        state.model_clients,
+        state.embedders,
     )
     queue: executor.Events = asyncio.Queue()
 

@@ -65,7 +65,7 @@ async def run_quick_task(
     """Run one scheduled quick task to completion; the id of its conversation."""
     sessionmaker = context.additional_context["sessionmaker"]
     settings = context.additional_context["settings"]
-    chat_client = context.additional_context["chat_client"]
+    model_clients = context.additional_context["model_clients"]
     async with sessionmaker() as session, unit_of_work(session):
         await set_tenant(session, uuid.UUID(organization_id))
         task = await quick_tasks.get_scheduled(
@@ -96,7 +96,7 @@ async def run_quick_task(
             task.agent_id,
             run_input,
             settings,
-            chat_client,
+            model_clients,
             context.additional_context["embedders"],
             title=task.name,
         )

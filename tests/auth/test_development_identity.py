@@ -67,6 +67,7 @@ def test_production_with_clerk_configured_is_accepted() -> None:
             "database_url": "postgresql://app@db/ajc",
             "clerk_issuer": "https://clerk.example.com",
             "clerk_webhook_signing_secret": "whsec_c2VjcmV0",
+            "encryption_keys": "k1:" + "A" * 43 + "=",
         }
     )
     assert not settings.development_identity

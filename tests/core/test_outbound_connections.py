@@ -34,7 +34,11 @@ FORBIDDEN_METHODS = ("create_connection", "open_connection", "sock_connect", "co
 
 ALLOWED = {
     ("app/main.py", "httpx.AsyncClient"): "Clerk's JWKS, at CLERK_ISSUER / CLERK_JWKS_URL",
-    ("app/llm/client.py", "openai.AsyncOpenAI"): "the chat model at OPENAI_BASE_URL",
+    ("app/llm/clients.py", "openai.AsyncOpenAI"): (
+        "the registry's chat models: the platform's at the operator's endpoints, an "
+        "organization's over the egress guard's client (EgressGuard.model_http_client)"
+    ),
+    ("app/llm/clients.py", "openai.AsyncAzureOpenAI"): "the same, for Azure OpenAI deployments",
     ("app/knowledge/embedders.py", "openai.AsyncOpenAI"): "embeddings at EMBEDDINGS_BASE_URL",
     ("app/core/db.py", "sqlalchemy.ext.asyncio.create_async_engine"): "the product's database",
     ("app/core/db.py", "asyncpg.create_pool"): "the product's database (hot reads)",

@@ -24,7 +24,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from app.core import migrations
 from app.core.crypto import DEVELOPMENT_ISSUER, development_key_pair, sign_session_token
 from app.main import create_app
 from app.observability.tracing import SpanAttributesMiddleware
@@ -176,7 +175,6 @@ def test_a_request_is_traced_with_its_request_id_organization_and_sql(
         role="admin",
     )
     with test_database.scratch_database("tracing") as roles:
-        migrations.upgrade(test_database.url(roles.owner, roles.database), roles.app)
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PROMETHEUS_"))},
             "DATA_DIR": str(tmp_path),
@@ -191,6 +189,9 @@ def test_a_request_is_traced_with_its_request_id_organization_and_sql(
             "OPENAI_API_KEY": "test-key",
             "LLM_MODEL": "fake-model",
         }
+        # `ajc migrate` as a deployment runs it: the schema, then the environment's model.
+        owner = {**env, "DATABASE_OWNER_URL": test_database.url(roles.owner, roles.database)}
+        subprocess.run([sys.executable, "-m", "app", "migrate"], env=owner, cwd=ROOT, check=True)
         server = subprocess.Popen(
             [sys.executable, "-m", "app", "serve", "--port", str(port)], env=env, cwd=ROOT
         )

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from app.core import migrations
 from app.core.settings import Settings
+from app.llm.platform import sync_with_environment
 from app.main import create_app
 from tests import clerk, fake_openai
 from tests.conftest import DatabaseUnderTest
@@ -60,6 +61,8 @@ async def start_service(
             **settings,
         }
         settings_under_test = Settings.model_validate(values)
+        # What `ajc migrate` does after the migrations: the environment's model registered.
+        await sync_with_environment(owner_url, settings_under_test)
         async for service in serve(settings_under_test, owner_url, fake_clerk, root_path):
             yield service
 

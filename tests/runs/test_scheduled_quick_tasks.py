@@ -5,7 +5,6 @@ next tick."""
 from datetime import UTC, datetime
 
 import httpx
-import openai
 import pytest
 
 from app.core.db import Database, create_driver_pool, create_engine, create_sessionmaker
@@ -14,6 +13,9 @@ from app.files.backends import create_storage
 from app.jobs.queue import create_job_queue
 from app.jobs.worker import job_context
 from app.knowledge.embedders import Embedders
+from app.llm.clients import ModelClients
+from app.secrets.keyring import Keyring
+from app.secrets.service import Vault
 from tests.runs.conftest import Service, new_agent
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -41,12 +43,14 @@ async def test_a_due_scheduled_quick_task_runs_once_in_the_worker(
     engine = create_engine(service.app_url, settings)
     sessionmaker = create_sessionmaker(engine)
     driver_pool = await create_driver_pool(service.app_url, settings)
-    client = openai.AsyncOpenAI(base_url=model_url, api_key="test", max_retries=0)
+    # The worker's model clients: the model comes from the registry, the service's settings'
+    # (the environment's model, registered by the service fixture).
+    model_clients = ModelClients(service.settings, Vault(Keyring.from_settings(service.settings)))
     context = job_context(
         sessionmaker,
         Database(sessionmaker, driver_pool, settings.database_pool_timeout_seconds),
         settings,
-        client,
+        model_clients,
         Embedders(settings),
         create_storage(settings),
     )
@@ -59,6 +63,7 @@ async def test_a_due_scheduled_quick_task_runs_once_in_the_worker(
                     wait=False, install_signal_handlers=False, additional_context=context
                 )
     finally:
+        await model_clients.close()
         await driver_pool.close()
         await engine.dispose()
 

@@ -120,9 +120,12 @@ class ModelClients:
                 model.api_key_secret_id,
                 api_key_purpose(model.id),
             )
+        current = self._clients.get(model.id)  # another run may have made it meanwhile
+        if current is not None and current[0] == model.version:
+            return current[1]
         client = self._new_client(model, api_key)
-        if cached is not None:
-            self._superseded.append(cached[1])
+        if current is not None:
+            self._superseded.append(current[1])
         self._clients[model.id] = (model.version, client)
         return client
 

@@ -25,6 +25,8 @@ def add_model(settings: Settings, args: argparse.Namespace) -> None:
     configure_logging(settings.log_level)
     api_key = None
     if args.api_key_env:
+        # Not a setting: the variable the operator names holds this one model's key, so the
+        # key stays out of the command line and the shell's history.
         api_key = os.environ.get(args.api_key_env)
         if not api_key:
             raise SystemExit(f"{args.api_key_env} is not set: the key is read from it")

@@ -10,6 +10,7 @@ is read-only through the API (the operator's: `ajc models add`), another organiz
 import uuid
 from datetime import UTC, datetime
 
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.identity import OrganizationPrincipal
@@ -96,7 +97,8 @@ async def update_model(
     if problem:
         raise InvalidModel(problem[0].upper() + problem[1:] + ".")
     if "api_key" in data.model_fields_set:
-        hint = await _replace_key(session, vault, model, data.api_key)
+        new_key = data.api_key if isinstance(data.api_key, SecretStr) else None  # null: removed
+        hint = await _replace_key(session, vault, model, new_key)
 
     def change() -> None:
         for field, value in changes.items():
@@ -180,7 +182,7 @@ async def check_chat_model(
 
 
 async def _replace_key(
-    session: AsyncSession, vault: Vault, model: ProviderModel, api_key: object
+    session: AsyncSession, vault: Vault, model: ProviderModel, api_key: SecretStr | None
 ) -> str | None:
     """The model's new key (or none), and its hint."""
     owner = model.owner_organization_id
@@ -191,7 +193,7 @@ async def _replace_key(
         if old is not None:
             await vault.delete(session, owner, old)
         return None
-    value = api_key.get_secret_value()  # type: ignore[attr-defined]
+    value = api_key.get_secret_value()
     secret = await vault.seal(session, owner, api_key_purpose(model.id), value)
     model.api_key_secret_id = secret.id
     await session.flush()

@@ -10,6 +10,7 @@ from app.llm.models import ModelPrice, ProviderModel
 from app.organizations.models import Membership, Organization
 from app.runs.models import AgentState
 from app.secrets.models import DataKey, Secret
+from app.usage.models import UsageEvent
 from app.users.models import User
 from app.webhooks.models import WebhookEvent
 
@@ -32,6 +33,7 @@ __all__ = [
     "ProviderModel",
     "RateLimit",
     "Secret",
+    "UsageEvent",
     "User",
     "WebhookEvent",
 ]

@@ -61,7 +61,10 @@ def owner_or_platform(table: str) -> list[str]:
     ]
 
 
-def grant_table_access(table: str, app_role: str) -> str:
-    """What `grant_app_access` gave the baseline's tables, for a table made later."""
+def grant_table_access(
+    table: str, app_role: str, privileges: str = "SELECT, INSERT, UPDATE, DELETE"
+) -> str:
+    """What `grant_app_access` gave the baseline's tables, for a table made later (or less:
+    a ledger's `SELECT, INSERT`)."""
     role = '"' + app_role.replace('"', '""') + '"'
-    return f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {role}"
+    return f"GRANT {privileges} ON {table} TO {role}"

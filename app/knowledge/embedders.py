@@ -25,12 +25,14 @@ import os
 import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import openai
 
 from app.core.settings import Settings
 from app.knowledge.models import EMBEDDING_MODELS
+from app.llm.context import estimate_text_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -43,20 +45,35 @@ class EmbeddingError(Exception):
     """The provider failed or is not configured; the message says which, for users."""
 
 
+@dataclass(frozen=True)
+class Embedded:
+    """A call's vectors, one per text in order, and its tokens for the usage ledger: the
+    provider's count, or (computed here, or a provider that sends none) an estimate."""
+
+    vectors: list[list[float]]
+    tokens: int
+    estimated: bool
+
+
+def _estimated(texts: Sequence[str], vectors: list[list[float]]) -> Embedded:
+    return Embedded(vectors, sum(estimate_text_tokens(text) for text in texts), True)
+
+
 class Embedder(Protocol):
     model: str  # the name stored with each vector
     dimensions: int
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+    async def embed(self, texts: Sequence[str]) -> Embedded: ...
 
 
 class FeatureHashingEmbedder:
     model = HASHING_MODEL
     dimensions = EMBEDDING_MODELS[HASHING_MODEL]
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(self, texts: Sequence[str]) -> Embedded:
         # CPU work: off the event loop, which the API shares with the in-process worker.
-        return await asyncio.to_thread(lambda: [self.embed_one(text) for text in texts])
+        vectors = await asyncio.to_thread(lambda: [self.embed_one(text) for text in texts])
+        return _estimated(texts, vectors)
 
     def embed_one(self, text: str) -> list[float]:
         words = _WORD.findall(text.lower())
@@ -76,7 +93,7 @@ class OpenAIEmbedder:
         self.model = model
         self.dimensions = EMBEDDING_MODELS[model]
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(self, texts: Sequence[str]) -> Embedded:
         try:
             response = await self.client.embeddings.create(model=self.model, input=list(texts))
         except openai.OpenAIError as exc:
@@ -87,7 +104,11 @@ class OpenAIEmbedder:
                 f"The embedding provider answered {len(vectors)} vectors for {len(texts)} texts, "
                 f"not all of {self.dimensions} dimensions."
             )
-        return vectors
+        # Some compatible servers send no usage, which the SDK leaves unset.
+        tokens = getattr(getattr(response, "usage", None), "prompt_tokens", None)
+        if not tokens:
+            return _estimated(texts, vectors)
+        return Embedded(vectors, tokens, False)
 
 
 class LocalModelEmbedder:
@@ -100,14 +121,14 @@ class LocalModelEmbedder:
         self._model: Any = None
         self._lock = asyncio.Lock()
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(self, texts: Sequence[str]) -> Embedded:
         async with self._lock:
             if self._model is None:
                 self._model = await asyncio.to_thread(_load_local_model)
         vectors = await asyncio.to_thread(
             self._model.encode, list(texts), normalize_embeddings=True, batch_size=64
         )
-        return [list(map(float, vector)) for vector in vectors]
+        return _estimated(texts, [list(map(float, vector)) for vector in vectors])
 
 
 def local_model_installed() -> bool:

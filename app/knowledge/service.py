@@ -18,8 +18,10 @@ is down fails the attempt and the job is retried.
 import asyncio
 import json
 import logging
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
@@ -34,7 +36,7 @@ from app.agents.models import (
 )
 from app.auth.identity import OrganizationPrincipal
 from app.conversations import service as conversations_service
-from app.core.db import set_tenant, unit_of_work
+from app.core.db import driver_connection, set_tenant, unit_of_work
 from app.core.egress import EgressError, EgressGuard, EgressRefused, ResponseTooLarge
 from app.core.errors import NotFound, ServiceUnavailable
 from app.core.settings import Settings
@@ -44,7 +46,7 @@ from app.files import storage as file_storage
 from app.files.storage import Storage
 from app.jobs.outbox import defer_in_transaction
 from app.knowledge import chunking, parsing, repository
-from app.knowledge.embedders import Embedders, EmbeddingError
+from app.knowledge.embedders import Embedded, Embedder, Embedders, EmbeddingError
 from app.knowledge.repository import ChunkOwner, ChunkRow, Scope
 from app.knowledge.schemas import (
     Citation,
@@ -54,6 +56,9 @@ from app.knowledge.schemas import (
     UrlSourceCreate,
 )
 from app.observability import metrics
+from app.usage import service as usage_service
+from app.usage.models import UsagePurpose
+from app.usage.service import Attribution, ModelCall
 
 logger = logging.getLogger(__name__)
 
@@ -276,11 +281,17 @@ async def ingest_source(
             data, media_type = await _fetch(url or "", settings)
         else:
             data = await storage.read_bytes(path or "")
-        rows, stored_model = await _embed_document(
+        rows, stored_model, calls = await _embed_document(
             data, media_type or "", embedders, model, progress
         )
         async with sessionmaker() as session, unit_of_work(session):
             await set_tenant(session, organization_id)
+            # The calls were made (and charged) whatever becomes of the source.
+            await usage_service.record(
+                await driver_connection(session),
+                Attribution(organization_id, None, agent.id),
+                calls,
+            )
             if (
                 await repository.get_source(session, organization_id, source_id, for_update=True)
                 is None
@@ -331,7 +342,9 @@ async def ingest_file(
         model = agent.embedding_model
     try:
         data = await storage.read_bytes(stored.storage_path)
-        rows, stored_model = await _embed_document(data, stored.media_type, embedders, model, None)
+        rows, stored_model, calls = await _embed_document(
+            data, stored.media_type, embedders, model, None
+        )
     except Unreadable as exc:
         logger.warning("file not ingested", extra={"file_id": str(file_id), "reason": str(exc)})
         return None
@@ -340,6 +353,11 @@ async def ingest_file(
     )
     async with sessionmaker() as session, unit_of_work(session):
         await set_tenant(session, organization_id)
+        await usage_service.record(
+            await driver_connection(session),
+            Attribution(organization_id, stored.user_id, agent.id, conversation.id),
+            calls,
+        )
         if await files_service.get_with_conversation(session, organization_id, file_id) is None:
             return None
         await repository.replace_chunks(session, owner, stored_model, rows)
@@ -352,7 +370,9 @@ async def _embed_document(
     embedders: Embedders,
     model: str,
     progress: Callable[[int, int], None] | None,
-) -> tuple[list[ChunkRow], str]:
+) -> tuple[list[ChunkRow], str, list[ModelCall]]:
+    """The document's chunks with their vectors, the model that made them, and its calls
+    (for the usage ledger, in the caller's transaction with the chunks)."""
     try:
         sections = await asyncio.to_thread(parsing.parse, data, media_type)
     except parsing.ParseError as exc:
@@ -360,9 +380,14 @@ async def _embed_document(
     chunks = await asyncio.to_thread(chunking.chunk, sections)
     embedder = embedders.for_model(model)
     vectors: list[list[float]] = []
+    calls: list[ModelCall] = []
     for start in range(0, len(chunks), EMBED_BATCH):
         batch = chunks[start : start + EMBED_BATCH]
-        vectors += await embedder.embed([chunk.content for chunk in batch])
+        embedded, call = await embed(
+            embedder, [chunk.content for chunk in batch], UsagePurpose.embedding_ingest
+        )
+        vectors += embedded.vectors
+        calls.append(call)
         metrics.CHUNKS_EMBEDDED.inc(len(batch))
         if progress is not None:
             progress(len(vectors), len(chunks))
@@ -380,7 +405,27 @@ async def _embed_document(
         )
         for chunk, vector in zip(chunks, vectors, strict=True)
     ]
-    return rows, embedder.model
+    return rows, embedder.model, calls
+
+
+async def embed(
+    embedder: Embedder, texts: Sequence[str], purpose: UsagePurpose
+) -> tuple[Embedded, ModelCall]:
+    """The texts' vectors, and the call as the usage ledger records it."""
+    occurred_at, started = datetime.now(UTC), time.monotonic()
+    embedded = await embedder.embed(texts)
+    return embedded, ModelCall(
+        request_id=f"embedding:{uuid.uuid4()}",
+        purpose=purpose,
+        occurred_at=occurred_at,
+        model_id=None,  # embedding models are not the registry's yet
+        model_name=embedder.model,
+        input_tokens=embedded.tokens,
+        cached_input_tokens=0,
+        output_tokens=0,
+        estimated=embedded.estimated,
+        latency_ms=int((time.monotonic() - started) * 1000),
+    )
 
 
 async def _fetch(url: str, settings: Settings) -> tuple[bytes, str]:
@@ -422,7 +467,7 @@ async def search(
     if conversation_id is not None:
         await conversations_service.get_readable_conversation(session, principal, conversation_id)
     scope = Scope(principal.organization_id, agent.id, conversation_id)
-    return await retrieve(session, scope, agent, query, embedders, top_k)
+    return await retrieve(session, scope, agent, query, embedders, principal.user_id, top_k)
 
 
 async def retrieve(
@@ -431,16 +476,25 @@ async def retrieve(
     agent: Agent,
     query: str,
     embedders: Embedders,
+    user_id: uuid.UUID | None,
     top_k: int | None = None,
+    run_id: str | None = None,
 ) -> SearchResult:
     """The one retrieval function (the search route and the agent's search tool): hybrid
-    search in the scope, top-k and minimum similarity from the agent's retrieval settings."""
+    search in the scope, top-k and minimum similarity from the agent's retrieval settings.
+    The query's embedding is a usage event of `user_id` (and the run's), in the session's
+    transaction."""
     settings = agent.retrieval_settings or {}
     try:
         embedder = embedders.for_model(agent.embedding_model)
-        [vector] = await embedder.embed([query])
+        embedded, call = await embed(embedder, [query], UsagePurpose.embedding_search)
     except EmbeddingError as exc:
         raise EmbeddingUnavailable(str(exc)) from exc
+    [vector] = embedded.vectors
+    attribution = Attribution(
+        scope.organization_id, user_id, scope.agent_id, scope.conversation_id, run_id
+    )
+    await usage_service.record(await driver_connection(session), attribution, [call])
     rows = await repository.search(
         session,
         scope,

@@ -40,8 +40,11 @@ class ToolCallDelta:
 
 @dataclass(frozen=True)
 class Usage:
+    """The provider's count of a call's tokens (its last chunk, `stream_options`)."""
+
     input_tokens: int
     output_tokens: int
+    cached_input_tokens: int = 0  # part of input_tokens
 
 
 class ModelError(Exception):
@@ -142,7 +145,12 @@ async def _chunks(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
 def _items(chunk: dict[str, Any]) -> Iterator[TextDelta | ToolCallDelta | Usage]:
     usage = chunk.get("usage")
     if usage:
-        yield Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+        details = usage.get("prompt_tokens_details") or {}
+        yield Usage(
+            usage.get("prompt_tokens") or 0,
+            usage.get("completion_tokens") or 0,
+            details.get("cached_tokens") or 0,
+        )
     for choice in chunk.get("choices") or ():
         delta = choice.get("delta") or {}
         # PostgreSQL stores no NUL: one in the answer would fail its save, so neither the

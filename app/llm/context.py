@@ -1,4 +1,5 @@
-"""Fitting a conversation into the model's context window.
+"""Fitting a conversation into the model's context window, and estimating a call's tokens
+when its provider does not count them (usage events marked `tokens_estimated`).
 
 Tokens are estimated, not counted: an exact count needs the model's own tokenizer, which
 this service cannot download at run time and which differs between the providers it talks
@@ -6,7 +7,10 @@ to. About four characters a token (English, code) with a small overhead per mess
 close enough to keep a margin; the estimate errs high for short messages.
 """
 
+from collections.abc import Iterable
 from typing import Any
+
+import orjson
 
 CHARACTERS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4
@@ -15,6 +19,25 @@ TOKENS_PER_MESSAGE = 4
 def estimate_tokens(message: dict[str, Any]) -> int:
     content = message.get("content") or ""
     return len(str(content)) // CHARACTERS_PER_TOKEN + TOKENS_PER_MESSAGE
+
+
+def estimate_text_tokens(text: str) -> int:
+    return -(-len(text) // CHARACTERS_PER_TOKEN)  # rounded up: a short text is a token
+
+
+def estimate_call_tokens(
+    messages: Iterable[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+) -> int:
+    """What a chat request's input costs: its messages (with their tool calls) and the
+    definitions of the tools it offers."""
+    total = 0
+    for message in messages:
+        total += estimate_tokens(message)
+        if message.get("tool_calls"):
+            total += estimate_text_tokens(orjson.dumps(message["tool_calls"]).decode())
+    if tools:
+        total += estimate_text_tokens(orjson.dumps(tools).decode())
+    return total
 
 
 def trim_to_window(messages: list[dict[str, Any]], budget_tokens: int) -> list[dict[str, Any]]:

@@ -6,13 +6,19 @@ and Azure, whose newer models refuse `max_tokens`; `max_tokens` for OpenAI-compa
 which not all know the other); embedding models embed one word. Through the egress guard: an
 organization's endpoint is a URL a tenant aims. The key goes in the header the provider
 expects and nowhere else: it is scrubbed from any error text the provider echoes.
+
+A probe that the provider answered is a model call like any other: its tokens (the
+provider's count, else the probe's estimate) go to the usage ledger.
 """
 
 import time
+from typing import Any
 
 import orjson
 
 from app.core.egress import EgressError, EgressGuard
+from app.llm.client import Usage
+from app.llm.context import estimate_call_tokens
 from app.llm.models import ModelCapability, ProviderKind, ProviderModel
 from app.llm.schemas import ModelTestResult
 
@@ -20,6 +26,8 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 PROBE_SECONDS = 20.0
 PROBE_MAX_BYTES = 256 * 1024
 ERROR_CHARACTERS = 500
+PROBE_MESSAGES = [{"role": "user", "content": "Reply with OK."}]
+PROBE_OUTPUT_TOKENS = 16
 
 
 def request_for(model: ProviderModel, api_key: str | None) -> tuple[str, dict[str, str], bytes]:
@@ -44,17 +52,21 @@ def request_for(model: ProviderModel, api_key: str | None) -> tuple[str, dict[st
     if embeddings:
         body["input"] = ["ping"]
     else:
-        body["messages"] = [{"role": "user", "content": "Reply with OK."}]
+        body["messages"] = PROBE_MESSAGES
         cap = (
             "max_tokens"
             if model.provider == ProviderKind.openai_compatible
             else ("max_completion_tokens")
         )
-        body[cap] = 16
+        body[cap] = PROBE_OUTPUT_TOKENS
     return url, headers, orjson.dumps(body)
 
 
-async def probe(guard: EgressGuard, model: ProviderModel, api_key: str | None) -> ModelTestResult:
+async def probe(
+    guard: EgressGuard, model: ProviderModel, api_key: str | None
+) -> tuple[ModelTestResult, Usage | None]:
+    """The test's result, and its tokens when the provider answered it (None: no usage,
+    the provider refused the request or was not reached)."""
     url, headers, body = request_for(model, api_key)
     started = time.perf_counter()
     try:
@@ -66,23 +78,46 @@ async def probe(guard: EgressGuard, model: ProviderModel, api_key: str | None) -
             deadline_seconds=PROBE_SECONDS,
         )
     except EgressError as exc:
-        return ModelTestResult(
+        failed = ModelTestResult(
             ok=False,
             latency_ms=_since(started),
             status_code=None,
             error=_scrubbed(str(exc), api_key),
         )
+        return failed, None
     latency = _since(started)
     if 200 <= answer.status_code < 300:
-        return ModelTestResult(
+        ok = ModelTestResult(
             ok=True, latency_ms=latency, status_code=answer.status_code, error=None
         )
-    return ModelTestResult(
+        return ok, _usage(answer.content)
+    refused = ModelTestResult(
         ok=False,
         latency_ms=latency,
         status_code=answer.status_code,
         error=_scrubbed(provider_message(answer.content), api_key),
     )
+    return refused, None
+
+
+def _usage(content: bytes) -> Usage | None:
+    """The provider's count in its answer (`usage`), or None when it sent none."""
+    try:
+        document: Any = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+    usage = document.get("usage") if isinstance(document, dict) else None
+    if not isinstance(usage, dict) or not isinstance(usage.get("prompt_tokens"), int):
+        return None
+    output = usage.get("completion_tokens")
+    return Usage(usage["prompt_tokens"], output if isinstance(output, int) else 0)
+
+
+def estimated_usage(model: ProviderModel) -> Usage:
+    """The probe's tokens by estimate: its prompt, and at most its output cap."""
+    if "input" in orjson.loads(request_for(model, None)[2]):
+        return Usage(1, 0)
+    return Usage(estimate_call_tokens(PROBE_MESSAGES), PROBE_OUTPUT_TOKENS)
 
 
 def provider_message(content: bytes) -> str:

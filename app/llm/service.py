@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.identity import OrganizationPrincipal
+from app.core.db import driver_connection
 from app.core.egress import EgressGuard
 from app.llm import probe, repository
 from app.llm.errors import (
@@ -35,6 +36,9 @@ from app.llm.schemas import (
     model_problem,
 )
 from app.secrets.service import Vault
+from app.usage import service as usage_service
+from app.usage.models import UsagePurpose
+from app.usage.service import Attribution, ModelCall
 
 
 def api_key_purpose(model_id: uuid.UUID) -> str:
@@ -151,7 +155,25 @@ async def test_model(
         api_key = await vault.reveal(
             session, model.owner_organization_id, model.api_key_secret_id, api_key_purpose(model.id)
         )
-    return await probe.probe(guard, model, api_key)
+    occurred_at = datetime.now(UTC)
+    result, usage = await probe.probe(guard, model, api_key)
+    if result.ok:  # answered: a model call the ledger records
+        counted = usage or probe.estimated_usage(model)
+        call = ModelCall(
+            request_id=f"model-test:{uuid.uuid4()}",
+            purpose=UsagePurpose.model_test,
+            occurred_at=occurred_at,
+            model_id=model.id,
+            model_name=model.provider_model,
+            input_tokens=counted.input_tokens,
+            cached_input_tokens=counted.cached_input_tokens,
+            output_tokens=counted.output_tokens,
+            estimated=usage is None,
+            latency_ms=round(result.latency_ms),
+        )
+        attribution = Attribution(principal.organization_id, principal.user_id)
+        await usage_service.record(await driver_connection(session), attribution, [call])
+    return result
 
 
 async def check_chat_model(

@@ -24,6 +24,9 @@ class Organization(RecordMixin, Base):
     slug: Mapped[str | None] = mapped_column(Text)
     image_url: Mapped[str | None] = mapped_column(Text)
     clerk_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Ours, not Clerk's (its sync never writes it): the IANA zone whose days, weeks and
+    # months usage is reported in and budgets reset at.
+    time_zone: Mapped[str] = mapped_column(Text, default="UTC", server_default="UTC")
 
 
 class MembershipRole(StrEnum):

@@ -100,3 +100,14 @@ async def delete_membership(
 async def list_ids(session: AsyncSession) -> list[uuid.UUID]:
     ids = await session.scalars(select(Organization.id).order_by(Organization.id))
     return list(ids)
+
+
+async def get(session: AsyncSession, organization_id: uuid.UUID) -> Organization | None:
+    return await session.get(Organization, organization_id)
+
+
+async def get_time_zone(session: AsyncSession, organization_id: uuid.UUID) -> str | None:
+    time_zone: str | None = await session.scalar(
+        select(Organization.time_zone).where(Organization.id == organization_id)
+    )
+    return time_zone

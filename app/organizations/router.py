@@ -6,10 +6,31 @@ from app.agents import service as agents_service
 from app.agents.schemas import AgentGrant, CatalogEntry
 from app.auth.principal import AdminDep, CallerConnectionDep, OrganizationPrincipalDep
 from app.core.db import SessionDep, TransactionalRoute
+from app.organizations import service
+from app.organizations.schemas import OrganizationUpdate, OrganizationView
 
 router = APIRouter(
     prefix="/organizations/current", tags=["organizations"], route_class=TransactionalRoute
 )
+
+
+@router.get("")
+async def read_organization(
+    session: SessionDep, principal: OrganizationPrincipalDep
+) -> OrganizationView:
+    """The organization the token acts for, with its settings."""
+    organization = await service.get_current(session, principal.organization_id)
+    return OrganizationView.model_validate(organization)
+
+
+@router.patch("")
+async def update_organization(
+    update: OrganizationUpdate, session: SessionDep, principal: AdminDep
+) -> OrganizationView:
+    """Change the organization's own settings (admins): its time zone, whose days, weeks
+    and months usage is reported in."""
+    organization = await service.update_current(session, principal.organization_id, update)
+    return OrganizationView.model_validate(organization)
 
 
 @router.get("/agents")

@@ -17,11 +17,39 @@ from app.core.db import set_tenant
 from app.files import storage as file_storage
 from app.files.storage import Storage
 from app.organizations import repository
-from app.organizations.models import MembershipRole
+from app.organizations.errors import OrganizationNotFound
+from app.organizations.models import MembershipRole, Organization
+from app.organizations.schemas import OrganizationUpdate
 
 
 async def find_id(session: AsyncSession, clerk_id: str) -> uuid.UUID | None:
     return await repository.get_id_by_clerk_id(session, clerk_id)
+
+
+async def get_current(session: AsyncSession, organization_id: uuid.UUID) -> Organization:
+    organization = await repository.get(session, organization_id)
+    if organization is None:  # deleted since the token was resolved
+        raise OrganizationNotFound()
+    return organization
+
+
+async def update_current(
+    session: AsyncSession, organization_id: uuid.UUID, update: OrganizationUpdate
+) -> Organization:
+    """Our own settings of the organization (admins); Clerk's fields are Clerk's."""
+    organization = await get_current(session, organization_id)
+    for field, value in update.model_dump(exclude_unset=True).items():
+        setattr(organization, field, value)
+    await session.flush()
+    return organization
+
+
+async def get_time_zone(session: AsyncSession, organization_id: uuid.UUID) -> str:
+    """The zone of the organization's calendar (UTC unless its admins set one)."""
+    time_zone = await repository.get_time_zone(session, organization_id)
+    if time_zone is None:
+        raise OrganizationNotFound()
+    return time_zone
 
 
 async def provision(session: AsyncSession, clerk_id: str, **fields: Any) -> uuid.UUID:

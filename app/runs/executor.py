@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeAlias, cast
 
 import orjson
@@ -48,10 +49,13 @@ from app.conversations import service as conversations_service
 from app.conversations.models import FinishedMessage, Message, MessageRole, MessageStatus
 from app.core.db import set_tenant, unit_of_work
 from app.llm.client import ChatModel, ModelError, TextDelta, ToolCallDelta, Usage
+from app.llm.context import estimate_call_tokens, estimate_text_tokens
 from app.observability import metrics
 from app.runs.saving import AnswerSaver, Partial
 from app.runs.service import PreparedRun
 from app.runs.tools import ToolRunner
+from app.usage.models import UsagePurpose
+from app.usage.service import Attribution, ModelCall
 
 logger = logging.getLogger(__name__)
 
@@ -308,6 +312,13 @@ async def execute(
     messages = list(prepared.model_messages)
     offered = prepared.tools + prepared.server_tools
     on_server = {tool["function"]["name"] for tool in prepared.server_tools}
+    attribution = Attribution(
+        prepared.organization_id,
+        prepared.user_id,
+        prepared.agent_id,
+        prepared.conversation_id,
+        prepared.run_id,
+    )
     started = time.monotonic()
     status, error = MessageStatus.complete, None
     try:
@@ -324,7 +335,7 @@ async def execute(
                 if not calls or any(call["name"] not in on_server for call in calls):
                     break
                 answer = await _run_server_tools(
-                    tools, saver, prepared, model, answer, messages, emit
+                    tools, saver, prepared, attribution, model, answer, messages, offered, emit
                 )
     except asyncio.CancelledError:
         status, error = MessageStatus.cancelled, "The run was cancelled."
@@ -342,6 +353,7 @@ async def execute(
             answer.close()
             latency_ms = int((time.monotonic() - started) * 1000)
             last = _finished(model, answer, status, error, latency_ms)
+            call = _model_call(model, answer, messages, offered, status)
             # Shielded: a cancelled run still saves what it has.
             await asyncio.shield(
                 saver.finish(
@@ -350,6 +362,7 @@ async def execute(
                     answer.row_id,
                     last,
                     "a run's answer",
+                    None if call is None else (attribution, call),
                 )
             )
         except Exception:
@@ -366,9 +379,11 @@ async def _run_server_tools(
     tools: ToolRunner,
     saver: AnswerSaver,
     prepared: PreparedRun,
+    attribution: Attribution,
     model: ChatModel,
     answer: "_Answer",
     messages: list[dict[str, Any]],
+    offered: list[dict[str, Any]],
     emit: Callable[[BaseEvent | Piece], None],
 ) -> "_Answer":
     """Run the answer's (server-side) tool calls, save the answer and the results as
@@ -377,8 +392,14 @@ async def _run_server_tools(
     sessionmaker = tools.sessionmaker
     answer.close()
     complete = _finished(model, answer, MessageStatus.complete)
+    model_call = _model_call(model, answer, messages, offered, MessageStatus.complete)
     await saver.finish(
-        prepared.organization_id, prepared.user_id, answer.row_id, complete, "an answer"
+        prepared.organization_id,
+        prepared.user_id,
+        answer.row_id,
+        complete,
+        "an answer",
+        None if model_call is None else (attribution, model_call),
     )
     messages.append(answer.as_model_message())
     citations: list[dict[str, Any]] = []
@@ -438,23 +459,32 @@ class _Answer:
         self.text: list[str] = []
         self.calls: dict[int, dict[str, str]] = {}
         self._text_open = False
-        self.usage = Usage(0, 0)
+        self.usage: Usage | None = None  # the provider's count, once it sends one
         self.version = 0  # grows with each piece (`AnswerSaver` writes what changed)
+        # The model call this answer is (usage events): when it began.
+        self.started_at = datetime.now(UTC)
+        self.started = time.monotonic()
 
     def count(self, usage: Usage) -> None:
+        counted = self.usage or Usage(0, 0)
         self.usage = Usage(
-            self.usage.input_tokens + usage.input_tokens,
-            self.usage.output_tokens + usage.output_tokens,
+            counted.input_tokens + usage.input_tokens,
+            counted.output_tokens + usage.output_tokens,
+            counted.cached_input_tokens + usage.cached_input_tokens,
         )
         self.version += 1
 
+    @property
+    def input_tokens(self) -> int:
+        return self.usage.input_tokens if self.usage else 0
+
+    @property
+    def output_tokens(self) -> int:
+        return self.usage.output_tokens if self.usage else 0
+
     def partial(self) -> Partial:
         return Partial(
-            self.version,
-            self.content,
-            self.parts,
-            self.usage.input_tokens,
-            self.usage.output_tokens,
+            self.version, self.content, self.parts, self.input_tokens, self.output_tokens
         )
 
     def add(self, item: TextDelta | ToolCallDelta) -> None:
@@ -536,10 +566,46 @@ def _finished(
         parts=answer.parts,
         status=status,
         model=model.name,
-        input_tokens=answer.usage.input_tokens,
-        output_tokens=answer.usage.output_tokens,
+        input_tokens=answer.input_tokens,
+        output_tokens=answer.output_tokens,
         latency_ms=latency_ms,
         error=error,
+    )
+
+
+def _model_call(
+    model: ChatModel,
+    answer: _Answer,
+    sent: list[dict[str, Any]],
+    offered: list[dict[str, Any]],
+    status: MessageStatus,
+) -> ModelCall | None:
+    """The answer's model call as the usage ledger records it: the provider's count, or
+    the estimate from what was sent (`sent`, `offered`) and what came back. None for the
+    no-LLM mode, and for a call that failed before the model answered anything (nothing
+    was consumed)."""
+    if model.model_id is None:
+        return None
+    usage = answer.usage
+    if usage is None and status != MessageStatus.complete and not (answer.text or answer.calls):
+        return None
+    if usage is None:
+        arguments = "".join(call["name"] + call["arguments"] for call in answer.calls.values())
+        usage = Usage(
+            estimate_call_tokens(sent, offered),
+            estimate_text_tokens(answer.content + arguments),
+        )
+    return ModelCall(
+        request_id=f"chat:{answer.row_id}",
+        purpose=UsagePurpose.chat,
+        occurred_at=answer.started_at,
+        model_id=model.model_id,
+        model_name=model.name,
+        input_tokens=usage.input_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+        output_tokens=usage.output_tokens,
+        estimated=answer.usage is None,
+        latency_ms=int((time.monotonic() - answer.started) * 1000),
     )
 
 

@@ -35,6 +35,8 @@ from sqlalchemy import exc as sqlalchemy_errors
 from app.conversations import service as conversations_service
 from app.conversations.models import FinishedMessage
 from app.core.db import Database
+from app.usage import service as usage_service
+from app.usage.service import Attribution, ModelCall
 
 logger = logging.getLogger(__name__)
 
@@ -171,9 +173,12 @@ class AnswerSaver:
         message_id: uuid.UUID,
         answer: FinishedMessage,
         what: str,
+        usage: tuple[Attribution, ModelCall] | None = None,
     ) -> None:
-        """The answer's save with its status (complete, or how it ended): the run's own,
-        made `durably`, after which no tick writes it."""
+        """The answer's save with its status (complete, or how it ended), and the usage
+        event of the model call that made it, in one transaction: the run's own, made
+        `durably` (the event's request id keeps a retried save from counting it twice),
+        after which no tick writes the answer."""
         self.forget(message_id)
 
         async def save() -> None:
@@ -181,6 +186,9 @@ class AnswerSaver:
                 await conversations_service.save_assistant_message(
                     connection, organization_id, message_id, answer
                 )
+                if usage is not None:
+                    attribution, call = usage
+                    await usage_service.record(connection, attribution, [call])
 
         await durably(save, what)
 

@@ -150,7 +150,15 @@ async def prepare_run(
         # No model to call tools: the answer is what retrieval finds for the question.
         question = next((text for role, _, text in reversed(sent) if role == "user"), "")
         scope = Scope(principal.organization_id, agent.id, conversation.id)
-        found = await knowledge_service.retrieve(session, scope, agent, question, embedders)
+        found = await knowledge_service.retrieve(
+            session,
+            scope,
+            agent,
+            question,
+            embedders,
+            principal.user_id,
+            run_id=run_input.run_id,
+        )
         model = NoModel(passages(found))
         citations = [hit.as_part() for hit in found.hits]
     return PreparedRun(

@@ -192,7 +192,7 @@ async def search(
 ) -> SearchResult | None:
     """The run's retrieval: the agent's knowledge and the conversation's files, for the
     run's organization. None when the agent is no longer usable or the provider is down."""
-    async with sessionmaker() as session:
+    async with sessionmaker() as session, unit_of_work(session):
         await set_tenant(session, prepared.organization_id, prepared.user_id)
         agent = await agents_service.get_agent_of_organization(
             session, prepared.organization_id, prepared.agent_id
@@ -201,7 +201,15 @@ async def search(
             return None
         scope = Scope(prepared.organization_id, agent.id, prepared.conversation_id)
         try:
-            return await knowledge_service.retrieve(session, scope, agent, query, embedders)
+            return await knowledge_service.retrieve(
+                session,
+                scope,
+                agent,
+                query,
+                embedders,
+                prepared.user_id,
+                run_id=prepared.run_id,
+            )
         except AppError:
             return None
 

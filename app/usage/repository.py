@@ -1,40 +1,169 @@
+"""The usage ledger's queries: events written on a driver connection (inside the transaction
+of the work that made the call), reports read through the session."""
+
 import uuid
-from datetime import date
+from collections.abc import AsyncIterator, Sequence
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Date, cast, func, select
+import asyncpg
+from sqlalchemy import TIMESTAMP, Date, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.conversations.models import Conversation, Message, MessageRole
+from app.usage.models import UsageEvent
+
+# The price in force when the call began (the newest version from before it), paired with
+# the model's owner as every query on model_prices is; the cost rounded up to a micro-USD.
+# Cached input tokens are part of the input tokens, charged at their own price.
+_RECORD = """
+INSERT INTO usage_events (
+    organization_id, occurred_at, request_id, purpose, user_id, agent_id, conversation_id,
+    run_id, model_id, model_name, input_tokens, cached_input_tokens, output_tokens,
+    tokens_estimated, latency_ms, price_id, cost_micro_usd
+)
+SELECT $1::uuid, $2::timestamptz, $3::text, $4::text, $5::uuid, $6::uuid, $7::uuid,
+       $8::text, $9::uuid, $10::text, $11::int, $12::int, $13::int, $14::bool, $15::int,
+       price.id,
+       ceil((($11::int - $12::int)::numeric * price.input_micro_usd
+             + $12::int::numeric * price.cached_input_micro_usd
+             + $13::int::numeric * price.output_micro_usd) / 1000000)::bigint
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT p.id, p.input_micro_usd, p.cached_input_micro_usd, p.output_micro_usd
+    FROM model_prices AS p
+    JOIN models AS m
+      ON m.id = p.model_id
+     AND m.owner_organization_id IS NOT DISTINCT FROM p.owner_organization_id
+    WHERE p.model_id = $9 AND p.effective_from <= $2
+    ORDER BY p.effective_from DESC
+    LIMIT 1
+) AS price ON true
+ON CONFLICT (organization_id, request_id) DO NOTHING
+"""
 
 
-async def daily_usage(
-    session: AsyncSession, organization_id: uuid.UUID, start: date, end: date
+async def record(connection: asyncpg.Connection, events: Sequence[tuple[Any, ...]]) -> None:
+    """Events as `_RECORD`'s parameters; one already recorded (its request id) is skipped."""
+    await connection.executemany(_RECORD, events)
+
+
+GROUPS = {
+    "agent": (UsageEvent.agent_id,),
+    "user": (UsageEvent.user_id,),
+    "model": (UsageEvent.model_id, UsageEvent.model_name),
+    "purpose": (UsageEvent.purpose,),
+}
+
+
+def _in_range(
+    organization_id: uuid.UUID,
+    time_zone: str,
+    start: date,
+    end: date,
+    user_id: uuid.UUID | None,
 ) -> list[Any]:
-    """Answers and tokens per (day, agent, user, model); days in UTC, `end` included."""
-    day = cast(func.timezone("UTC", Message.created_at), Date).label("day")
-    rows = await session.execute(
-        select(
-            day,
-            Conversation.agent_id,
-            Conversation.user_id,
-            Message.model,
-            func.count().label("answers"),
-            func.sum(Message.input_tokens).label("input_tokens"),
-            func.sum(Message.output_tokens).label("output_tokens"),
-        )
-        .join(
-            Conversation,
-            (Conversation.organization_id == Message.organization_id)
-            & (Conversation.id == Message.conversation_id),
-        )
-        .where(
-            Message.organization_id == organization_id,
-            Message.role == MessageRole.assistant,
-            day >= start,
-            day <= end,
-        )
-        .group_by(day, Conversation.agent_id, Conversation.user_id, Message.model)
-        .order_by(day.desc(), Conversation.agent_id, Conversation.user_id)
+    """The organization's events from `start`'s midnight to the end of `end`, both in its
+    time zone (on the B-tree (organization_id, occurred_at))."""
+    conditions = [
+        UsageEvent.organization_id == organization_id,
+        UsageEvent.occurred_at >= func.timezone(time_zone, cast(start, TIMESTAMP)),
+        UsageEvent.occurred_at < func.timezone(time_zone, cast(end + timedelta(days=1), TIMESTAMP)),
+    ]
+    if user_id is not None:
+        conditions.append(UsageEvent.user_id == user_id)
+    return conditions
+
+
+def _totals() -> list[Any]:
+    return [
+        func.count().label("calls"),
+        func.coalesce(func.sum(UsageEvent.input_tokens), 0).label("input_tokens"),
+        func.coalesce(func.sum(UsageEvent.cached_input_tokens), 0).label("cached_input_tokens"),
+        func.coalesce(func.sum(UsageEvent.output_tokens), 0).label("output_tokens"),
+        func.count().filter(UsageEvent.tokens_estimated).label("estimated_calls"),
+        func.coalesce(func.sum(UsageEvent.cost_micro_usd), 0).label("cost_micro_usd"),
+        func.count().filter(UsageEvent.cost_micro_usd.is_(None)).label("unpriced_calls"),
+    ]
+
+
+async def report(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    time_zone: str,
+    period: str,
+    groups: Sequence[str],
+    start: date,
+    end: date,
+    user_id: uuid.UUID | None = None,
+) -> list[Any]:
+    """Totals per period (its first day, in the organization's time zone; weeks begin on
+    Monday) and per group; newest period first."""
+    period_start = cast(
+        func.date_trunc(period, func.timezone(time_zone, UsageEvent.occurred_at)), Date
+    ).label("period_start")
+    columns = [column for group in groups for column in GROUPS[group]]
+    query = (
+        select(period_start, *columns, *_totals())
+        .where(*_in_range(organization_id, time_zone, start, end, user_id))
+        .group_by(period_start, *columns)
+        .order_by(period_start.desc(), *columns)
     )
-    return list(rows.all())
+    return list((await session.execute(query)).all())
+
+
+async def totals(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    time_zone: str,
+    start: date,
+    end: date,
+    user_id: uuid.UUID | None = None,
+) -> Any:
+    result = await session.execute(
+        select(*_totals()).where(*_in_range(organization_id, time_zone, start, end, user_id))
+    )
+    return result.one()
+
+
+EXPORT_COLUMNS = (
+    "occurred_at",
+    "request_id",
+    "purpose",
+    "user_id",
+    "agent_id",
+    "conversation_id",
+    "run_id",
+    "model_id",
+    "model_name",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "tokens_estimated",
+    "latency_ms",
+    "price_id",
+    "cost_micro_usd",
+)
+
+_EXPORT = f"""
+SELECT {", ".join(EXPORT_COLUMNS)}
+FROM usage_events
+WHERE organization_id = $1
+  AND occurred_at >= ($2::date)::timestamp AT TIME ZONE $4
+  AND occurred_at < ($3::date + 1)::timestamp AT TIME ZONE $4
+ORDER BY occurred_at, request_id
+"""
+
+
+async def export(
+    connection: asyncpg.Connection,
+    organization_id: uuid.UUID,
+    time_zone: str,
+    start: date,
+    end: date,
+) -> AsyncIterator[asyncpg.Record]:
+    """Every event of the range, oldest first, read with a cursor (months of events are
+    never all in memory); the connection must be in a transaction."""
+    async for row in connection.cursor(
+        _EXPORT, organization_id, start, end, time_zone, prefetch=1000
+    ):
+        yield row

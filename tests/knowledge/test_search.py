@@ -51,7 +51,7 @@ async def store(
 ) -> None:
     """Chunks as ingestion stores them, written in the organization's own tenant."""
     await set_tenant(session, organization_id)
-    vectors = await FeatureHashingEmbedder().embed(texts)
+    vectors = (await FeatureHashingEmbedder().embed(texts)).vectors
     await repository.replace_chunks(
         session,
         ChunkOwner(organization_id, uuid.UUID(agent_id), knowledge_source_id=uuid.UUID(source_id)),

@@ -14,6 +14,8 @@ EMBEDDING_DELAY_SECONDS). The last user message steers the chat:
   with that message is a 429 with `Retry-After`, as OpenAI sends it; the next is answered;
 - `go slowly`: one token every 50 ms, 200 tokens (for cancel and disconnect); `go slowly N`:
   N of them;
+- `from the cache`: the usage chunk counts 8 of the prompt's tokens as cached
+  (`prompt_tokens_details.cached_tokens`, as OpenAI's prompt caching reports them);
 - `call the tool` (with `tools` in the request): a call of the first tool, its arguments in
   two pieces; after a `tool` message: "The tool said: <its content>";
 - `remember milk` (with the `update_state` tool offered): a call adding "milk" to `/items`;
@@ -55,7 +57,7 @@ running_servers: list[uvicorn.Server] = []
 
 def _chunk(
     content: str | None = None,
-    usage: dict[str, int] | None = None,
+    usage: dict[str, Any] | None = None,
     tool_calls: list[dict[str, Any]] | None = None,
 ) -> str:
     delta: dict[str, Any] = {"tool_calls": tool_calls} if tool_calls else {"content": content}
@@ -172,13 +174,14 @@ async def chat_completions(request: Request) -> Response:
             if "go slowly" in last_user:
                 await asyncio.sleep(0.05)
             yield _chunk(token)
-        yield _chunk(
-            usage={
-                "prompt_tokens": 12,
-                "completion_tokens": len(tokens),
-                "total_tokens": 12 + len(tokens),
-            }
-        )
+        usage: dict[str, Any] = {
+            "prompt_tokens": 12,
+            "completion_tokens": len(tokens),
+            "total_tokens": 12 + len(tokens),
+        }
+        if "from the cache" in last_user:
+            usage["prompt_tokens_details"] = {"cached_tokens": 8}
+        yield _chunk(usage=usage)
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(stream(), media_type="text/event-stream")

@@ -287,3 +287,27 @@ async def test_conversation_files_are_searchable_in_their_conversation_only(
     assert hits[0]["citation"]["source_kind"] == "file"
     assert await search(http, service, agent_id, question) == []
     assert await search(http, service, agent_id, question, conversation_id=conversations[1]) == []
+
+
+async def test_ingestion_and_search_embeddings_are_usage_events(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    agent_id = await new_agent(http, service, model="feature-hashing-384")
+    await add_file(http, service, agent_id, "notes.txt")
+    await settled(http, service, agent_id, 1)
+    await search(http, service, agent_id, "When is the all-hands meeting?")
+
+    response = await http.get(
+        f"{service.base_url}/usage",
+        params=[("group_by", "agent"), ("group_by", "purpose"), ("group_by", "model")],
+        headers=service.headers(),
+    )
+    assert response.status_code == 200, response.text
+    rows = {row["purpose"]: row for row in response.json()["rows"] if row["agent_id"] == agent_id}
+    assert set(rows) == {"embedding_ingest", "embedding_search"}
+    for row in rows.values():
+        # Computed here: no provider's count, the estimate marked as such, no price.
+        assert row["model_name"] == "feature-hashing-384" and row["input_tokens"] > 0
+        assert row["estimated_calls"] == row["calls"] == row["unpriced_calls"]
+    assert rows["embedding_search"]["calls"] == 1
+    assert rows["embedding_search"]["output_tokens"] == 0

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.settings import Settings
 from app.secrets.models import Secret
+from app.usage.models import UsageEvent
 from tests import fake_openai
 from tests.clerk import FakeClerk
 from tests.conftest import DatabaseUnderTest
@@ -241,7 +242,7 @@ async def test_deleting_a_model_deletes_its_key(
 
 
 async def test_a_models_test_reports_latency_or_the_providers_own_error(
-    client: httpx.AsyncClient, fake_clerk: FakeClerk, provider: str
+    client: httpx.AsyncClient, fake_clerk: FakeClerk, provider: str, session: AsyncSession
 ) -> None:
     good = await client.post("/models", json=compatible(provider), headers=admin(fake_clerk))
     tested = await client.post(f"/models/{good.json()['id']}/test", headers=admin(fake_clerk))
@@ -262,6 +263,15 @@ async def test_a_models_test_reports_latency_or_the_providers_own_error(
     assert (result["ok"], result["status_code"]) == (False, 401)
     assert result["error"].startswith("Incorrect API key provided: [the key].")
     assert wrong_key not in failed.text
+
+    # The answered test is a model call of the ledger; the refused one consumed nothing.
+    tests = (
+        (await session.execute(select(UsageEvent).where(UsageEvent.purpose == "model_test")))
+        .scalars()
+        .all()
+    )
+    assert [str(event.model_id) for event in tests] == [good.json()["id"]]
+    assert tests[0].input_tokens > 0 and tests[0].user_id is not None
 
 
 async def test_a_model_on_a_private_address_is_refused_by_the_egress_guard(

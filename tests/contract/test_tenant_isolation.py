@@ -77,6 +77,7 @@ BODIES: dict[str, Any] = {
         }
     },
     "updateModel": lambda: {"json": {"name": "changed by B", "api_key": "sk-of-b-0000000"}},
+    "updateOrganization": lambda: {"json": {"time_zone": "Asia/Tokyo"}},
     "addPrice": lambda: {"json": {"input_micro_usd": 0, "output_micro_usd": 0}},
 }
 
@@ -129,6 +130,7 @@ class TenantRows:
             for table, column in [
                 *((t, "organization_id") for t in self.tables),
                 *((t, "owner_organization_id") for t in OWNED_TABLES),
+                ("organizations", "id"),  # its own settings (the time zone)
             ]:
                 row = conn.execute(
                     f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), "

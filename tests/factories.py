@@ -8,6 +8,7 @@ organization's worth of rows.
 import hashlib
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +26,7 @@ from app.files.models import File, FileCategory
 from app.knowledge.models import Embedding
 from app.organizations.models import Membership, MembershipRole, Organization
 from app.runs.models import AgentState
+from app.usage.models import UsageEvent, UsagePurpose
 from app.users.models import User
 
 
@@ -129,6 +131,20 @@ async def make_tenant(session: AsyncSession) -> Tenant:
             MessageFile(organization_id=org.id, message_id=message.id, file_id=file.id),
             AgentState(
                 organization_id=org.id, user_id=user.id, agent_id=agent.id, state={"step": 1}
+            ),
+            UsageEvent(
+                organization_id=org.id,
+                occurred_at=datetime.now(UTC),
+                request_id=f"chat:{message.id}",
+                purpose=UsagePurpose.chat,
+                user_id=user.id,
+                agent_id=agent.id,
+                conversation_id=conversation.id,
+                model_name="fake-model",
+                input_tokens=12,
+                cached_input_tokens=0,
+                output_tokens=6,
+                tokens_estimated=False,
             ),
             Embedding(
                 organization_id=org.id,

@@ -125,9 +125,6 @@ async def usage_report(
         end,
         user_id,
     )
-    totals = await repository.totals(
-        session, principal.organization_id, time_zone, start, end, user_id
-    )
     return UsageReport(
         start=start,
         end=end,
@@ -135,7 +132,12 @@ async def usage_report(
         period=period,
         group_by=groups,
         rows=[UsageRow.model_validate(row._mapping) for row in rows],
-        totals=UsageTotals.model_validate(totals._mapping),
+        totals=UsageTotals(
+            **{
+                field: sum(getattr(row, field) for row in rows)
+                for field in UsageTotals.model_fields
+            }
+        ),
     )
 
 

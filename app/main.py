@@ -14,6 +14,7 @@ from app.agents.router import router as agents_router
 from app.auth.clerk import create_token_verifier
 from app.auth.principal import get_principal
 from app.auth.service import IdentityCache
+from app.budgets.router import router as budgets_router
 from app.conversations.router import router as conversations_router
 from app.copilotkit.router import router as copilotkit_router
 from app.copilotkit.router import streams as copilotkit_streams
@@ -40,6 +41,7 @@ from app.knowledge.router import router as knowledge_router
 from app.llm.clients import ModelClients
 from app.llm.platform import sync_with_environment
 from app.llm.router import router as models_router
+from app.notifications.router import router as notifications_router
 from app.observability import tracing
 from app.observability.monitor import monitoring
 from app.observability.router import router as metrics_router
@@ -180,6 +182,8 @@ def create_app(
     app.include_router(copilotkit_streams)
     app.include_router(models_router)
     app.include_router(usage_router)
+    app.include_router(budgets_router)
+    app.include_router(notifications_router)
     app.include_router(organizations_router)
     app.include_router(webhooks_router)
     openapi.install(app, requires_caller=get_principal)

@@ -8,7 +8,7 @@ organization's worth of rows.
 import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,10 +20,12 @@ from app.agents.models import (
     KnowledgeSourceKind,
     OrganizationAgent,
 )
+from app.budgets.models import Budget, BudgetMetric, BudgetReservation, BudgetWindow
 from app.conversations.models import Conversation, Message, MessageFile, MessageRole
 from app.core.db import set_tenant
 from app.files.models import File, FileCategory
 from app.knowledge.models import Embedding
+from app.notifications.models import Notification
 from app.organizations.models import Membership, MembershipRole, Organization
 from app.runs.models import AgentState
 from app.usage.models import UsageEvent, UsagePurpose
@@ -157,6 +159,38 @@ async def make_tenant(session: AsyncSession) -> Tenant:
                 dimensions=384,
             ),
         ]
+    )
+    budget = Budget(organization_id=org.id, metric=BudgetMetric.tokens, limit_amount=1_000_000)
+    session.add_all(
+        [
+            budget,
+            Notification(
+                organization_id=org.id,
+                kind="budget.warning",
+                message="The organization's monthly tokens budget is 80% used.",
+                data={"threshold": 80},
+            ),
+        ]
+    )
+    await session.flush()
+    now = datetime.now(UTC)
+    window = BudgetWindow(
+        organization_id=org.id,
+        budget_id=budget.id,
+        starts_at=now - timedelta(days=1),
+        ends_at=now + timedelta(days=30),
+        reserved=100,
+    )
+    session.add(window)
+    await session.flush()
+    session.add(
+        BudgetReservation(
+            organization_id=org.id,
+            window_id=window.id,
+            request_id=f"chat:{uuid.uuid4()}",
+            amount=100,
+            expires_at=now + timedelta(minutes=5),
+        )
     )
     await session.flush()
     return Tenant(org, user, agent, conversation, message, file)

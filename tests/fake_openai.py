@@ -21,6 +21,8 @@ EMBEDDING_DELAY_SECONDS). The last user message steers the chat:
 - `remember milk` (with the `update_state` tool offered): a call adding "milk" to `/items`;
 - `use <tool>: <JSON arguments>` (with that tool offered): a call of it with those arguments;
 - anything else: the answer "Hello from the fake model." token by token.
+
+Every answer of tokens stops at the request's `max_tokens` (or `max_completion_tokens`).
 """
 
 import asyncio
@@ -170,6 +172,9 @@ async def chat_completions(request: Request) -> Response:
             tokens = ["Hello", "\u0000", " world"]
         else:
             tokens = ANSWER
+        # As OpenAI does: the answer stops at the request's cap (`finish_reason: length`).
+        cap = payload.get("max_tokens") or payload.get("max_completion_tokens")
+        tokens = tokens[:cap] if cap else tokens
         for token in tokens:
             if "go slowly" in last_user:
                 await asyncio.sleep(0.05)

@@ -1,12 +1,14 @@
 """Imports every domain's models so `Base.metadata` knows the whole schema (Alembic, tests)."""
 
 from app.agents.models import Agent, AgentKnowledgeSource, AgentQuickTask, OrganizationAgent
+from app.budgets.models import Budget, BudgetReservation, BudgetWindow
 from app.conversations.models import Conversation, Message, MessageFile
 from app.core.models import Base
 from app.files.models import File
 from app.knowledge.models import Embedding
 from app.limits.models import RateLimit
 from app.llm.models import ModelPrice, ProviderModel
+from app.notifications.models import Notification
 from app.organizations.models import Membership, Organization
 from app.runs.models import AgentState
 from app.secrets.models import DataKey, Secret
@@ -20,6 +22,9 @@ __all__ = [
     "AgentQuickTask",
     "AgentState",
     "Base",
+    "Budget",
+    "BudgetReservation",
+    "BudgetWindow",
     "Conversation",
     "DataKey",
     "Embedding",
@@ -28,6 +33,7 @@ __all__ = [
     "Message",
     "MessageFile",
     "ModelPrice",
+    "Notification",
     "Organization",
     "OrganizationAgent",
     "ProviderModel",

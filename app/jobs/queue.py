@@ -26,6 +26,7 @@ BlueprintFactory = Callable[[], procrastinate.Blueprint]
 
 
 def _blueprints() -> list[tuple[str, BlueprintFactory]]:
+    from app.budgets import tasks as budget_tasks
     from app.conversations import tasks as conversation_tasks
     from app.knowledge import tasks as knowledge_tasks
     from app.runs import tasks as run_tasks
@@ -34,6 +35,7 @@ def _blueprints() -> list[tuple[str, BlueprintFactory]]:
         (run_tasks.NAMESPACE, run_tasks.blueprint),
         (knowledge_tasks.NAMESPACE, knowledge_tasks.blueprint),
         (conversation_tasks.NAMESPACE, conversation_tasks.blueprint),
+        (budget_tasks.NAMESPACE, budget_tasks.blueprint),
     ]
 
 

@@ -35,6 +35,7 @@ from app.agents.models import (
     KnowledgeSourceStatus,
 )
 from app.auth.identity import OrganizationPrincipal
+from app.budgets import service as budgets_service
 from app.conversations import service as conversations_service
 from app.core.db import driver_connection, set_tenant, unit_of_work
 from app.core.egress import EgressError, EgressGuard, EgressRefused, ResponseTooLarge
@@ -56,7 +57,6 @@ from app.knowledge.schemas import (
     UrlSourceCreate,
 )
 from app.observability import metrics
-from app.usage import service as usage_service
 from app.usage.models import UsagePurpose
 from app.usage.service import Attribution, ModelCall
 
@@ -287,7 +287,7 @@ async def ingest_source(
         async with sessionmaker() as session, unit_of_work(session):
             await set_tenant(session, organization_id)
             # The calls were made (and charged) whatever becomes of the source.
-            await usage_service.record(
+            await budgets_service.account(
                 await driver_connection(session),
                 Attribution(organization_id, None, agent.id),
                 calls,
@@ -353,7 +353,7 @@ async def ingest_file(
     )
     async with sessionmaker() as session, unit_of_work(session):
         await set_tenant(session, organization_id)
-        await usage_service.record(
+        await budgets_service.account(
             await driver_connection(session),
             Attribution(organization_id, stored.user_id, agent.id, conversation.id),
             calls,
@@ -494,7 +494,7 @@ async def retrieve(
     attribution = Attribution(
         scope.organization_id, user_id, scope.agent_id, scope.conversation_id, run_id
     )
-    await usage_service.record(await driver_connection(session), attribution, [call])
+    await budgets_service.account(await driver_connection(session), attribution, [call])
     rows = await repository.search(
         session,
         scope,

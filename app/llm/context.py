@@ -5,6 +5,11 @@ Tokens are estimated, not counted: an exact count needs the model's own tokenize
 this service cannot download at run time and which differs between the providers it talks
 to. About four characters a token (English, code) with a small overhead per message is
 close enough to keep a margin; the estimate errs high for short messages.
+
+A budget needs the opposite, a bound that no tokenizer exceeds (`bound_call_tokens`): the
+byte-level BPE tokenizers of OpenAI's models (and the byte fallback of others) never make
+more tokens than the UTF-8 bytes they read, and a message's JSON, its keys and quotes, is
+longer than the few tokens the chat format adds around each message.
 """
 
 from collections.abc import Iterable
@@ -38,6 +43,17 @@ def estimate_call_tokens(
     if tools:
         total += estimate_text_tokens(orjson.dumps(tools).decode())
     return total
+
+
+REPLY_PRIMING_TOKENS = 3  # what the chat format adds to start the model's reply
+
+
+def bound_call_tokens(
+    messages: Iterable[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+) -> int:
+    """At most the tokens a chat request's input can cost: its JSON's bytes."""
+    size = len(orjson.dumps(list(messages))) + REPLY_PRIMING_TOKENS
+    return size + (len(orjson.dumps(tools)) if tools else 0)
 
 
 def trim_to_window(messages: list[dict[str, Any]], budget_tokens: int) -> list[dict[str, Any]]:

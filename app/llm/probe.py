@@ -30,11 +30,17 @@ PROBE_MESSAGES = [{"role": "user", "content": "Reply with OK."}]
 PROBE_OUTPUT_TOKENS = 16
 
 
+def _embeds(model: ProviderModel) -> bool:
+    """Whether the probe embeds a word (a model that only embeds) rather than chats."""
+    return (
+        ModelCapability.embeddings in model.capabilities
+        and ModelCapability.chat not in model.capabilities
+    )
+
+
 def request_for(model: ProviderModel, api_key: str | None) -> tuple[str, dict[str, str], bytes]:
     """URL, headers and body of the probe."""
-    embeddings = ModelCapability.embeddings in model.capabilities and (
-        ModelCapability.chat not in model.capabilities
-    )
+    embeddings = _embeds(model)
     operation = "embeddings" if embeddings else "chat/completions"
     headers = {"Content-Type": "application/json"}
     if model.provider == ProviderKind.azure_openai:
@@ -115,7 +121,7 @@ def _usage(content: bytes) -> Usage | None:
 
 def estimated_usage(model: ProviderModel) -> Usage:
     """The probe's tokens by estimate: its prompt, and at most its output cap."""
-    if "input" in orjson.loads(request_for(model, None)[2]):
+    if _embeds(model):
         return Usage(1, 0)
     return Usage(estimate_call_tokens(PROBE_MESSAGES), PROBE_OUTPUT_TOKENS)
 

@@ -4,7 +4,9 @@ and the platform's; the filters here say the same where a reader can see it."""
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
+import asyncpg
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -94,3 +96,22 @@ async def change_unless_duplicate(session: AsyncSession, change: Callable[[], No
     """Make the change to a model and flush it; False if its new name is the owner's other
     model's."""
     return await flush_unless_duplicate(session, change)
+
+
+# The newest version from before `at`, paired with the model's owner (as the usage ledger's
+# charge is: app/usage/repository.py).
+_PRICE_IN_FORCE = """
+SELECT p.input_micro_usd, p.cached_input_micro_usd, p.output_micro_usd
+FROM model_prices AS p
+JOIN models AS m
+  ON m.id = p.model_id AND m.owner_organization_id IS NOT DISTINCT FROM p.owner_organization_id
+WHERE p.model_id = $1 AND p.effective_from <= $2
+ORDER BY p.effective_from DESC
+LIMIT 1
+"""
+
+
+async def price_in_force(
+    connection: asyncpg.Connection, model_id: uuid.UUID, at: datetime
+) -> asyncpg.Record | None:
+    return await connection.fetchrow(_PRICE_IN_FORCE, model_id, at)

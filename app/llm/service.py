@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.identity import OrganizationPrincipal
+from app.budgets import service as budgets_service
 from app.core.db import driver_connection
 from app.core.egress import EgressGuard
 from app.llm import probe, repository
@@ -36,7 +37,6 @@ from app.llm.schemas import (
     model_problem,
 )
 from app.secrets.service import Vault
-from app.usage import service as usage_service
 from app.usage.models import UsagePurpose
 from app.usage.service import Attribution, ModelCall
 
@@ -172,7 +172,7 @@ async def test_model(
             latency_ms=round(result.latency_ms),
         )
         attribution = Attribution(principal.organization_id, principal.user_id)
-        await usage_service.record(await driver_connection(session), attribution, [call])
+        await budgets_service.account(await driver_connection(session), attribution, [call])
     return result
 
 

@@ -11,6 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import set_tenant
@@ -47,6 +48,14 @@ async def update_current(
 async def get_time_zone(session: AsyncSession, organization_id: uuid.UUID) -> str:
     """The zone of the organization's calendar (UTC unless its admins set one)."""
     time_zone = await repository.get_time_zone(session, organization_id)
+    if time_zone is None:
+        raise OrganizationNotFound()
+    return time_zone
+
+
+async def time_zone_on(connection: asyncpg.Connection, organization_id: uuid.UUID) -> str:
+    """`get_time_zone` on a driver connection."""
+    time_zone = await repository.time_zone_on(connection, organization_id)
     if time_zone is None:
         raise OrganizationNotFound()
     return time_zone
@@ -105,3 +114,7 @@ async def list_ids(session: AsyncSession) -> list[uuid.UUID]:
     """Every organization, for work that visits them one at a time (the directory has no
     row-level security; the work then sets the tenant per organization)."""
     return await repository.list_ids(session)
+
+
+async def is_member(session: AsyncSession, organization_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    return await repository.get_membership_role(session, organization_id, user_id) is not None

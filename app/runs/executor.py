@@ -45,14 +45,17 @@ from ag_ui.core import (
 from ag_ui.encoder import EventEncoder
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.budgets import service as budgets_service
+from app.budgets.errors import BudgetExceeded, ModelUnpriced
+from app.budgets.service import BudgetWarning, Reservation
 from app.conversations import service as conversations_service
 from app.conversations.models import FinishedMessage, Message, MessageRole, MessageStatus
 from app.core.db import set_tenant, unit_of_work
 from app.llm.client import ChatModel, ModelError, TextDelta, ToolCallDelta, Usage
-from app.llm.context import estimate_call_tokens, estimate_text_tokens
+from app.llm.context import bound_call_tokens, estimate_call_tokens, estimate_text_tokens
 from app.observability import metrics
-from app.runs.saving import AnswerSaver, Partial
-from app.runs.service import PreparedRun
+from app.runs.saving import AnswerSaver, Partial, durably
+from app.runs.service import PreparedRun, chat_request_id
 from app.runs.tools import ToolRunner
 from app.usage.models import UsagePurpose
 from app.usage.service import Attribution, ModelCall
@@ -319,12 +322,18 @@ async def execute(
         prepared.conversation_id,
         prepared.run_id,
     )
+    answer.output_tokens_allowed = prepared.first_round_output_tokens
     started = time.monotonic()
-    status, error = MessageStatus.complete, None
+    status, error, code = MessageStatus.complete, None, None
     try:
         async with asyncio.timeout(max_seconds):
-            for _ in range(MAX_TOOL_ROUNDS):
-                async for item in model.stream(messages, prepared.model_parameters, offered):
+            for round_number in range(MAX_TOOL_ROUNDS):
+                if round_number:
+                    await _reserve_round(saver, prepared, attribution, answer, messages, offered)
+                parameters = prepared.model_parameters
+                if answer.output_tokens_allowed is not None:
+                    parameters = {**parameters, "max_tokens": answer.output_tokens_allowed}
+                async for item in model.stream(messages, parameters, offered):
                     if isinstance(item, Usage):
                         answer.count(item)
                     else:
@@ -343,6 +352,9 @@ async def execute(
         status, error = MessageStatus.error, "The run took too long and was stopped."
     except ModelError as exc:
         status, error = MessageStatus.error, str(exc)
+    except (BudgetExceeded, ModelUnpriced) as exc:
+        # A later round the budgets cannot fit: the answer so far is kept.
+        status, error, code = MessageStatus.error, exc.detail, exc.problem
     except Exception:
         # Anything else (a tool's save that kept failing...) must not end the stream as if
         # the answer were whole.
@@ -355,7 +367,7 @@ async def execute(
             last = _finished(model, answer, status, error, latency_ms)
             call = _model_call(model, answer, messages, offered, status)
             # Shielded: a cancelled run still saves what it has.
-            await asyncio.shield(
+            warnings = await asyncio.shield(
                 saver.finish(
                     prepared.organization_id,
                     prepared.user_id,
@@ -363,15 +375,17 @@ async def execute(
                     last,
                     "a run's answer",
                     None if call is None else (attribution, call),
+                    answer.reserved,
                 )
             )
+            _warn(emit, warnings)
         except Exception:
             logger.exception("run's answer not saved", extra={"run_id": prepared.run_id})
             status, error = MessageStatus.error, "The answer could not be saved."
         if status == MessageStatus.complete:
             emit(RunFinishedEvent(thread_id=prepared.thread_id, run_id=prepared.run_id))
         else:
-            emit(RunErrorEvent(message=error or "The run failed.", code=status.value))
+            emit(RunErrorEvent(message=error or "The run failed.", code=code or status.value))
         queue.put_nowait(None)  # whatever happened: the client's stream ends
 
 
@@ -393,14 +407,16 @@ async def _run_server_tools(
     answer.close()
     complete = _finished(model, answer, MessageStatus.complete)
     model_call = _model_call(model, answer, messages, offered, MessageStatus.complete)
-    await saver.finish(
+    warnings = await saver.finish(
         prepared.organization_id,
         prepared.user_id,
         answer.row_id,
         complete,
         "an answer",
         None if model_call is None else (attribution, model_call),
+        answer.reserved,
     )
+    _warn(emit, warnings)
     messages.append(answer.as_model_message())
     citations: list[dict[str, Any]] = []
     for call in answer.calls.values():
@@ -439,6 +455,43 @@ async def _run_server_tools(
     return following
 
 
+async def _reserve_round(
+    saver: AnswerSaver,
+    prepared: PreparedRun,
+    attribution: Attribution,
+    answer: "_Answer",
+    messages: list[dict[str, Any]],
+    offered: list[dict[str, Any]],
+) -> None:
+    """A later round's reservation under the budgets (the first one's was the request's),
+    in a transaction of its own before its model call; refused with the error the request
+    would have had."""
+    model_id = prepared.model.model_id
+    if model_id is None:
+        return
+
+    async def reserve() -> Reservation:
+        tenant = (prepared.organization_id, prepared.user_id)
+        async with saver.database.transaction(tenant) as connection:
+            return await budgets_service.reserve(
+                connection,
+                attribution,
+                chat_request_id(answer.row_id),
+                model_id,
+                bound_call_tokens(messages, offered),
+                prepared.output_tokens,
+                prepared.reservation_seconds,
+            )
+
+    reservation = await durably(reserve, "a round's reservation")
+    answer.output_tokens_allowed = reservation.max_output_tokens
+
+
+def _warn(emit: Callable[[BaseEvent | Piece], None], warnings: list[BudgetWarning]) -> None:
+    for warning in warnings:
+        emit(CustomEvent(name=budgets_service.WARNING_EVENT, value=warning.as_event_value()))
+
+
 class _Answer:
     """The assistant's message as it streams: its text and the tool calls it makes, turned
     into AG-UI events (a text message opens on its first text, and closes when a tool call
@@ -464,6 +517,13 @@ class _Answer:
         # The model call this answer is (usage events): when it began.
         self.started_at = datetime.now(UTC)
         self.started = time.monotonic()
+        # What its call's budget reservation allows it to produce (None: no budget applied).
+        self.output_tokens_allowed: int | None = None
+
+    @property
+    def reserved(self) -> list[str]:
+        """The request ids its call reserved under (given back as it settles)."""
+        return [] if self.output_tokens_allowed is None else [chat_request_id(self.row_id)]
 
     def count(self, usage: Usage) -> None:
         counted = self.usage or Usage(0, 0)
@@ -596,7 +656,7 @@ def _model_call(
             estimate_text_tokens(answer.content + arguments),
         )
     return ModelCall(
-        request_id=f"chat:{answer.row_id}",
+        request_id=chat_request_id(answer.row_id),
         purpose=UsagePurpose.chat,
         occurred_at=answer.started_at,
         model_id=model.model_id,

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -32,10 +32,11 @@ import asyncpg
 import orjson
 from sqlalchemy import exc as sqlalchemy_errors
 
+from app.budgets import service as budgets_service
+from app.budgets.service import BudgetWarning
 from app.conversations import service as conversations_service
 from app.conversations.models import FinishedMessage
 from app.core.db import Database
-from app.usage import service as usage_service
 from app.usage.service import Attribution, ModelCall
 
 logger = logging.getLogger(__name__)
@@ -174,23 +175,29 @@ class AnswerSaver:
         answer: FinishedMessage,
         what: str,
         usage: tuple[Attribution, ModelCall] | None = None,
-    ) -> None:
-        """The answer's save with its status (complete, or how it ended), and the usage
-        event of the model call that made it, in one transaction: the run's own, made
-        `durably` (the event's request id keeps a retried save from counting it twice),
-        after which no tick writes the answer."""
+        reserved: Sequence[str] = (),
+    ) -> list[BudgetWarning]:
+        """The answer's save with its status (complete, or how it ended), the usage event of
+        the model call that made it and its settlement under the budgets (what the call
+        `reserved`, given back), in one transaction: the run's own, made `durably` (the
+        event's request id keeps a retried save from counting it twice), after which no
+        tick writes the answer. The budgets' thresholds the call crossed."""
         self.forget(message_id)
 
-        async def save() -> None:
+        async def save() -> list[BudgetWarning]:
             async with self.database.transaction((organization_id, user_id)) as connection:
                 await conversations_service.save_assistant_message(
                     connection, organization_id, message_id, answer
                 )
                 if usage is not None:
                     attribution, call = usage
-                    await usage_service.record(connection, attribution, [call])
+                    return await budgets_service.account(connection, attribution, [call], reserved)
+                if reserved:
+                    owner = Attribution(organization_id, user_id)
+                    await budgets_service.release(connection, owner, reserved)
+                return []
 
-        await durably(save, what)
+        return await durably(save, what)
 
 
 async def durably(write: Callable[[], Awaitable[T]], what: str) -> T:

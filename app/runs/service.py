@@ -20,9 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.agents import quick_tasks
 from app.agents import service as agents_service
 from app.auth.identity import OrganizationPrincipal
+from app.budgets import service as budgets_service
 from app.conversations import service as conversations_service
 from app.conversations.messages import file_parts, to_ag_ui
 from app.conversations.models import Message, MessageRole, MessageStatus
+from app.core.db import driver_connection
 from app.core.errors import UnprocessableContent
 from app.core.settings import Settings
 from app.files import service as files_service
@@ -32,11 +34,13 @@ from app.knowledge.embedders import Embedders
 from app.knowledge.repository import Scope
 from app.llm.client import ChatModel, NoModel
 from app.llm.clients import ModelClients, RegisteredChatModel
-from app.llm.context import trim_to_window
+from app.llm.context import bound_call_tokens, trim_to_window
 from app.runs import cancellation, repository
 from app.runs.errors import DuplicateMessageIds, RunNotFound
+from app.runs.saving import SAVE_RETRY_SECONDS
 from app.runs.schemas import QuickTaskRunRequest
 from app.runs.tools import passages, server_tools
+from app.usage.service import Attribution
 
 if TYPE_CHECKING:
     from app.runs.executor import RunRegistry
@@ -71,6 +75,12 @@ class PreparedRun:
     server_tools: list[dict[str, Any]]
     # What the answer cites from the start (the no-LLM mode's passages).
     citations: list[dict[str, Any]]
+    # Budgets (app/budgets/service.py): the output the first round's reservation allows
+    # (its `max_tokens`; None: no budget applied), the output a round may ask for before a
+    # budget clamps it, and how long a reservation holds.
+    first_round_output_tokens: int | None = None
+    output_tokens: int = 0
+    reservation_seconds: float = 0.0
 
 
 def conversation_id_of(thread_id: str) -> uuid.UUID:
@@ -161,6 +171,46 @@ async def prepare_run(
         )
         model = NoModel(passages(found))
         citations = [hit.as_part() for hit in found.hits]
+    model_messages = trim_to_window(
+        _model_messages(agent.instructions, history),
+        _budget(agent.model_settings, registered, settings),
+    )
+    parameters = _parameters(agent.model_settings, registered)
+    client_tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": tool.parameters,
+            },
+        }
+        for tool in run_input.tools or []
+    ]
+    agent_tools = server_tools(agent.capabilities)
+    output_tokens = int(parameters.get("max_tokens", settings.llm_reserved_output_tokens))
+    reservation_seconds = budgets_service.reservation_seconds(
+        settings.run_max_seconds, SAVE_RETRY_SECONDS
+    )
+    allowed = None
+    if model.model_id is not None:
+        # Last, so the windows stay locked only for the commit that follows.
+        reservation = await budgets_service.reserve(
+            await driver_connection(session),
+            Attribution(
+                principal.organization_id,
+                principal.user_id,
+                agent_id,
+                conversation.id,
+                run_input.run_id,
+            ),
+            chat_request_id(assistant.id),
+            model.model_id,
+            bound_call_tokens(model_messages, client_tools + agent_tools),
+            output_tokens,
+            reservation_seconds,
+        )
+        allowed = reservation.max_output_tokens
     return PreparedRun(
         organization_id=principal.organization_id,
         user_id=principal.user_id,
@@ -170,31 +220,26 @@ async def prepare_run(
         run_id=run_input.run_id,
         assistant_message_id=assistant.id,
         assistant_message_external_id=assistant.external_id or str(assistant.id),
-        model_messages=trim_to_window(
-            _model_messages(agent.instructions, history),
-            _budget(agent.model_settings, registered, settings),
-        ),
-        model_parameters=_parameters(agent.model_settings, registered),
+        model_messages=model_messages,
+        model_parameters=parameters,
         model=model,
         # The client lacks part of the thread (a reload, another device): send it first.
         history_snapshot=[to_ag_ui(message) for message in history]
         if stored_ids - sent_ids
         else None,
         state=state,
-        tools=[
-            {
-                "type": "function",
-                "function": {
-                    "name": tool.name,
-                    "description": tool.description,
-                    "parameters": tool.parameters,
-                },
-            }
-            for tool in run_input.tools or []
-        ],
-        server_tools=server_tools(agent.capabilities),
+        tools=client_tools,
+        server_tools=agent_tools,
         citations=citations,
+        first_round_output_tokens=allowed,
+        output_tokens=output_tokens,
+        reservation_seconds=reservation_seconds,
     )
+
+
+def chat_request_id(message_id: uuid.UUID) -> str:
+    """The usage request id of the model call that makes an answer (its message)."""
+    return f"chat:{message_id}"
 
 
 async def quick_task_input(

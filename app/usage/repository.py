@@ -12,39 +12,55 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.usage.models import UsageEvent
 
-# The price in force when the call began (the newest version from before it), paired with
+# The price in force when each call began (the newest version from before it), paired with
 # the model's owner as every query on model_prices is; the cost rounded up to a micro-USD.
-# Cached input tokens are part of the input tokens, charged at their own price.
+# Cached input tokens are part of the input tokens, charged at their own price. One
+# statement for a batch of calls of one attribution ($1-$5), the calls' own columns as arrays.
 _RECORD = """
 INSERT INTO usage_events (
     organization_id, occurred_at, request_id, purpose, user_id, agent_id, conversation_id,
     run_id, model_id, model_name, input_tokens, cached_input_tokens, output_tokens,
     tokens_estimated, latency_ms, price_id, cost_micro_usd
 )
-SELECT $1::uuid, $2::timestamptz, $3::text, $4::text, $5::uuid, $6::uuid, $7::uuid,
-       $8::text, $9::uuid, $10::text, $11::int, $12::int, $13::int, $14::bool, $15::int,
+SELECT $1::uuid, c.occurred_at, c.request_id, c.purpose, $2::uuid, $3::uuid, $4::uuid,
+       $5::text, c.model_id, c.model_name, c.input_tokens, c.cached_input_tokens,
+       c.output_tokens, c.tokens_estimated, c.latency_ms,
        price.id,
-       ceil((($11::int - $12::int)::numeric * price.input_micro_usd
-             + $12::int::numeric * price.cached_input_micro_usd
-             + $13::int::numeric * price.output_micro_usd) / 1000000)::bigint
-FROM (SELECT 1) AS one
+       ceil(((c.input_tokens - c.cached_input_tokens)::numeric * price.input_micro_usd
+             + c.cached_input_tokens::numeric * price.cached_input_micro_usd
+             + c.output_tokens::numeric * price.output_micro_usd) / 1000000)::bigint
+FROM unnest(
+    $6::timestamptz[], $7::text[], $8::text[], $9::uuid[], $10::text[], $11::int[], $12::int[],
+    $13::int[], $14::bool[], $15::int[]
+) AS c(
+    occurred_at, request_id, purpose, model_id, model_name, input_tokens, cached_input_tokens,
+    output_tokens, tokens_estimated, latency_ms
+)
 LEFT JOIN LATERAL (
     SELECT p.id, p.input_micro_usd, p.cached_input_micro_usd, p.output_micro_usd
     FROM model_prices AS p
     JOIN models AS m
       ON m.id = p.model_id
      AND m.owner_organization_id IS NOT DISTINCT FROM p.owner_organization_id
-    WHERE p.model_id = $9 AND p.effective_from <= $2
+    WHERE p.model_id = c.model_id AND p.effective_from <= c.occurred_at
     ORDER BY p.effective_from DESC
     LIMIT 1
 ) AS price ON true
 ON CONFLICT (organization_id, request_id) DO NOTHING
+RETURNING occurred_at, cost_micro_usd, input_tokens + output_tokens AS tokens
 """
 
 
-async def record(connection: asyncpg.Connection, events: Sequence[tuple[Any, ...]]) -> None:
-    """Events as `_RECORD`'s parameters; one already recorded (its request id) is skipped."""
-    await connection.executemany(_RECORD, events)
+async def record(
+    connection: asyncpg.Connection,
+    attribution: Sequence[Any],
+    calls: Sequence[Sequence[Any]],
+) -> list[asyncpg.Record]:
+    """Calls of one attribution (organization, user, agent, conversation, run) as `_RECORD`'s
+    columns, each a list over the calls; the events it recorded (one already recorded, by
+    its request id, is skipped): when, their cost and their tokens."""
+    rows: list[asyncpg.Record] = await connection.fetch(_RECORD, *attribution, *calls)
+    return rows
 
 
 REPORT_WORK_MEM = "64MB"

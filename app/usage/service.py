@@ -61,36 +61,47 @@ class ModelCall:
     latency_ms: int | None
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """An event the ledger took (not one it had already): what budgets are charged."""
+
+    occurred_at: datetime
+    cost_micro_usd: int | None  # None: the model has no price in force
+    tokens: int  # input and output
+
+
 async def record(
     connection: asyncpg.Connection, attribution: Attribution, calls: Sequence[ModelCall]
-) -> None:
+) -> list[Recorded]:
     """Add the calls to the ledger, in the connection's transaction (the work's own)."""
-    await repository.record(
+    if not calls:
+        return []
+    rows = await repository.record(
         connection,
+        (
+            attribution.organization_id,
+            attribution.user_id,
+            attribution.agent_id,
+            attribution.conversation_id,
+            attribution.run_id,
+        ),
         [
-            (
-                attribution.organization_id,
-                call.occurred_at,
-                call.request_id,
-                call.purpose.value,
-                attribution.user_id,
-                attribution.agent_id,
-                attribution.conversation_id,
-                attribution.run_id,
-                call.model_id,
-                call.model_name,
-                call.input_tokens,
-                min(call.cached_input_tokens, call.input_tokens),
-                call.output_tokens,
-                call.estimated,
-                call.latency_ms,
-            )
-            for call in calls
+            [call.occurred_at for call in calls],
+            [call.request_id for call in calls],
+            [call.purpose.value for call in calls],
+            [call.model_id for call in calls],
+            [call.model_name for call in calls],
+            [call.input_tokens for call in calls],
+            [min(call.cached_input_tokens, call.input_tokens) for call in calls],
+            [call.output_tokens for call in calls],
+            [call.estimated for call in calls],
+            [call.latency_ms for call in calls],
         ],
     )
+    return [Recorded(row["occurred_at"], row["cost_micro_usd"], row["tokens"]) for row in rows]
 
 
-async def _date_range(time_zone: str, start: date | None, end: date | None) -> tuple[date, date]:
+def _date_range(time_zone: str, start: date | None, end: date | None) -> tuple[date, date]:
     today = datetime.now(ZoneInfo(time_zone)).date()
     end = end or today
     start = start or end - timedelta(days=DEFAULT_DAYS - 1)
@@ -113,7 +124,7 @@ async def usage_report(
     """The organization's usage (or one member's, `user_id`), per period of its calendar
     and per group, with the range's totals."""
     time_zone = await organizations_service.get_time_zone(session, principal.organization_id)
-    start, end = await _date_range(time_zone, start, end)
+    start, end = _date_range(time_zone, start, end)
     groups = list(dict.fromkeys(groups))
     rows = await repository.report(
         session,
@@ -149,7 +160,7 @@ async def export_range(
 ) -> tuple[str, date, date]:
     """The organization's time zone and the export's range, checked in the request."""
     time_zone = await organizations_service.get_time_zone(session, principal.organization_id)
-    start, end = await _date_range(time_zone, start, end)
+    start, end = _date_range(time_zone, start, end)
     return time_zone, start, end
 
 

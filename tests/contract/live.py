@@ -39,6 +39,7 @@ class Objects:
     source_id: str
     task_id: str
     model_id: str
+    budget_id: str
 
     def ids(self) -> dict[str, str]:
         """By the name of the path parameter that takes each."""
@@ -49,6 +50,7 @@ class Objects:
             "source_id": self.source_id,
             "task_id": self.task_id,
             "model_id": self.model_id,
+            "budget_id": self.budget_id,
             "thread_id": self.conversation_id,  # CopilotKit's name for a conversation
         }
 
@@ -190,4 +192,9 @@ def make_objects(live: LiveService, org: str = ORG, marker: str = "contract") ->
                 headers=admin,
             )
         )
-    return Objects(agent_id, conversation_id, file_id, source_id, task_id, model_id)
+        # One per metric and organization: made once, found after.
+        budgets = http.get("/budgets", headers=admin).json()
+        budget_id = next(
+            (budget["id"] for budget in budgets if budget["metric"] == "tokens"), None
+        ) or made(http.post("/budgets", json={"metric": "tokens", "limit": 10**9}, headers=admin))
+    return Objects(agent_id, conversation_id, file_id, source_id, task_id, model_id, budget_id)

@@ -79,6 +79,8 @@ BODIES: dict[str, Any] = {
     "updateModel": lambda: {"json": {"name": "changed by B", "api_key": "sk-of-b-0000000"}},
     "updateOrganization": lambda: {"json": {"time_zone": "Asia/Tokyo"}},
     "addPrice": lambda: {"json": {"input_micro_usd": 0, "output_micro_usd": 0}},
+    "createBudget": lambda: {"json": {"metric": "cost", "limit": 1_000_000}},
+    "updateBudget": lambda: {"json": {"limit": 1}},
 }
 
 # Tables whose rows belong to an organization or the platform (`owner_organization_id`).

@@ -9,6 +9,7 @@ deferral of the same tick a no-op.
 """
 
 import asyncio
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from ag_ui.core import RunAgentInput, UserMessage
 
 from app.agents import quick_tasks
 from app.auth.identity import OrganizationPrincipal
+from app.budgets.errors import BudgetExceeded, ModelUnpriced
 from app.core.db import set_tenant, unit_of_work
 from app.organizations import service as organizations_service
 from app.organizations.models import MembershipRole
@@ -25,6 +27,8 @@ from app.runs import executor
 from app.runs import service as run_service
 from app.runs.saving import AnswerSaver
 from app.runs.tools import ToolRunner
+
+logger = logging.getLogger(__name__)
 
 NAMESPACE = "runs"
 RUN_QUICK_TASK = f"{NAMESPACE}:run_quick_task"
@@ -63,16 +67,39 @@ async def run_quick_task(
     context: procrastinate.JobContext, organization_id: str, task_id: str
 ) -> str | None:
     """Run one scheduled quick task to completion; the id of its conversation."""
-    sessionmaker = context.additional_context["sessionmaker"]
-    settings = context.additional_context["settings"]
-    model_clients = context.additional_context["model_clients"]
-    async with sessionmaker() as session, unit_of_work(session):
-        await set_tenant(session, uuid.UUID(organization_id))
-        task = await quick_tasks.get_scheduled(
-            session, uuid.UUID(organization_id), uuid.UUID(task_id)
+    try:
+        prepared = await _prepare(context, uuid.UUID(organization_id), uuid.UUID(task_id))
+    except (BudgetExceeded, ModelUnpriced) as exc:
+        # Nothing of the run kept (its rows rolled back), and not worth a retry: the
+        # budgets decide again at the task's next tick.
+        logger.warning(
+            "scheduled quick task refused by a budget",
+            extra={"task_id": task_id, "problem": exc.problem, "detail": exc.detail},
         )
+        return None
+    if prepared is None:
+        return None  # deleted or unscheduled since: nothing to do
+    settings = context.additional_context["settings"]
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    tools = ToolRunner(
+        context.additional_context["sessionmaker"],
+        context.additional_context["embedders"],
+        context.additional_context["storage"],
+    )
+    async with AnswerSaver(context.additional_context["database"]).running() as saver:
+        await executor.execute(prepared, tools, saver, queue, settings.run_max_seconds)
+    return prepared.thread_id
+
+
+async def _prepare(
+    context: procrastinate.JobContext, organization_id: uuid.UUID, task_id: uuid.UUID
+) -> run_service.PreparedRun | None:
+    """The task's run prepared (and committed) for the admin who scheduled it."""
+    async with context.additional_context["sessionmaker"]() as session, unit_of_work(session):
+        await set_tenant(session, organization_id)
+        task = await quick_tasks.get_scheduled(session, organization_id, task_id)
         if task is None or task.scheduled_by_user_id is None:
-            return None  # deleted or unscheduled since: nothing to do
+            return None
         principal = OrganizationPrincipal(
             user_id=task.scheduled_by_user_id,
             clerk_user_id="",
@@ -90,20 +117,13 @@ async def run_quick_task(
             context=[],
             forwarded_props={},
         )
-        prepared = await run_service.prepare_run(
+        return await run_service.prepare_run(
             session,
             principal,
             task.agent_id,
             run_input,
-            settings,
-            model_clients,
+            context.additional_context["settings"],
+            context.additional_context["model_clients"],
             context.additional_context["embedders"],
             title=task.name,
         )
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    tools = ToolRunner(
-        sessionmaker, context.additional_context["embedders"], context.additional_context["storage"]
-    )
-    async with AnswerSaver(context.additional_context["database"]).running() as saver:
-        await executor.execute(prepared, tools, saver, queue, settings.run_max_seconds)
-    return prepared.thread_id

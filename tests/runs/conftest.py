@@ -12,9 +12,17 @@ import pytest
 from fastapi import FastAPI
 
 from app.core import migrations
+from app.core.db import Database, create_driver_pool, create_engine, create_sessionmaker
 from app.core.settings import Settings
+from app.files.backends import create_storage
+from app.jobs.queue import create_job_queue
+from app.jobs.worker import job_context
+from app.knowledge.embedders import Embedders
+from app.llm.clients import ModelClients
 from app.llm.platform import sync_with_environment
 from app.main import create_app
+from app.secrets.keyring import Keyring
+from app.secrets.service import Vault
 from tests import clerk, fake_openai
 from tests.conftest import DatabaseUnderTest
 
@@ -132,3 +140,37 @@ def run_input(
         "context": [],
         "forwardedProps": {},
     }
+
+
+async def run_scheduled_quick_tasks(service: Service, passes: int = 1) -> None:
+    """The job worker's scheduler on the service's database, `passes` times, each running
+    the jobs it defers (the quick tasks due) to their end."""
+    settings = Settings.model_validate(
+        {"database_url": service.app_url, "llm_model": "fake-model", "run_max_seconds": 30}
+    )
+    engine = create_engine(service.app_url, settings)
+    sessionmaker = create_sessionmaker(engine)
+    driver_pool = await create_driver_pool(service.app_url, settings)
+    # The worker's model clients: the model comes from the registry, the service's settings'
+    # (the environment's model, registered by the service fixture).
+    model_clients = ModelClients(service.settings, Vault(Keyring.from_settings(service.settings)))
+    context = job_context(
+        sessionmaker,
+        Database(sessionmaker, driver_pool, settings.database_pool_timeout_seconds),
+        settings,
+        model_clients,
+        Embedders(settings),
+        create_storage(settings),
+    )
+    queue = create_job_queue(service.app_url)
+    try:
+        async with queue.open_async():
+            for _ in range(passes):
+                await queue.configure_task("runs:schedule_quick_tasks").defer_async(timestamp=0)
+                await queue.run_worker_async(
+                    wait=False, install_signal_handlers=False, additional_context=context
+                )
+    finally:
+        await model_clients.close()
+        await driver_pool.close()
+        await engine.dispose()

@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ import pytest
 from app.llm.context import bound_call_tokens
 from tests import fake_openai
 from tests.conftest import DatabaseUnderTest
-from tests.runs.conftest import Service, run_input, start_service
+from tests.runs.conftest import Service, run_input, run_scheduled_quick_tasks, start_service
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -354,3 +355,32 @@ async def test_a_model_without_a_price_under_a_cost_budget_is_refused(
     assert status == 409
     assert response.json()["type"] == "/problems/model-unpriced"
     assert "no price" in response.json()["detail"]
+
+
+async def test_a_scheduled_quick_task_a_budget_refuses_leaves_nothing(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    org = Org(service)
+    agent_id = await new_agent(http, org)
+    created = await http.post(
+        org.url(f"/agents/{agent_id}/quick-tasks"),
+        json={"name": "Morning brief", "prompt": "Brief me.", "schedule": "0 7 * * *"},
+        headers=org.headers,
+    )
+    assert created.status_code == 201, created.text
+    service.rows(
+        "UPDATE agent_quick_tasks SET next_run_at = now() - interval '1 minute' "
+        "WHERE id = %s RETURNING id",
+        created.json()["id"],
+    )
+    await new_budget(http, org, metric="tokens", limit=10)
+
+    await run_scheduled_quick_tasks(service)
+
+    assert service.rows("SELECT count(*) FROM conversations WHERE agent_id = %s", agent_id) == [
+        (0,)
+    ]
+    [(next_run,)] = service.rows(
+        "SELECT next_run_at FROM agent_quick_tasks WHERE id = %s", created.json()["id"]
+    )
+    assert next_run > datetime.now(UTC)  # it tries again at its next tick

@@ -13,20 +13,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.budgets.models import Budget, BudgetWindow
 from app.core.repository import add_unless_duplicate
 
+# The budgets that apply to a user's call, with the organization's time zone (the
+# calendar of their windows): one row with no budget when none applies.
 _APPLICABLE = """
-SELECT id, user_id, metric, limit_amount, thresholds
-FROM budgets
-WHERE organization_id = $1 AND (user_id IS NULL OR user_id = $2)
-ORDER BY id
+SELECT b.id, b.user_id, b.metric, b.limit_amount, b.thresholds, o.time_zone
+FROM organizations AS o
+LEFT JOIN budgets AS b
+  ON b.organization_id = o.id AND (b.user_id IS NULL OR b.user_id = $2)
+WHERE o.id = $1
+ORDER BY b.id
 """
 
 
 async def applicable(
     connection: asyncpg.Connection, organization_id: uuid.UUID, user_id: uuid.UUID | None
-) -> list[asyncpg.Record]:
-    """The organization's budgets and the user's own in it."""
-    rows: list[asyncpg.Record] = await connection.fetch(_APPLICABLE, organization_id, user_id)
-    return rows
+) -> tuple[list[asyncpg.Record], str]:
+    """The organization's budgets and the user's own in it; the organization's time zone."""
+    rows = await connection.fetch(_APPLICABLE, organization_id, user_id)
+    time_zone = rows[0]["time_zone"] if rows else "UTC"
+    return [row for row in rows if row["id"] is not None], time_zone
 
 
 # The window of each budget that holds `$3`, made if there is none: the calendar month of
@@ -56,15 +61,32 @@ WHERE NOT EXISTS (
 ON CONFLICT (organization_id, budget_id, starts_at) DO NOTHING
 """
 
-# Always in the order of their ids: two transactions locking windows never wait on each other
-# in a cycle.
+# The windows of the budgets `$2` that hold `$3`, those the calls `$4` reserved in, and the
+# windows `$5`: always locked in the order of their ids, so two transactions locking windows
+# never wait on each other in a cycle. `has_expired`: the window holds a reservation past
+# its expiry (read from the statement's snapshot, which may predate a release made while
+# this one waited for the lock: at worst an expired one is missed, which leaves less room,
+# never more). `reserved_here`: one of the calls `$4` reserved in it.
 _LOCK_WINDOWS = """
-SELECT id, budget_id, starts_at, ends_at, spent, reserved, notified
-FROM budget_windows
-WHERE organization_id = $1
-  AND ((budget_id = ANY($2::uuid[]) AND starts_at <= $3 AND $3 < ends_at) OR id = ANY($4::uuid[]))
-ORDER BY id
-FOR UPDATE
+SELECT w.id, w.budget_id, w.starts_at, w.ends_at, w.spent, w.reserved, w.notified,
+       EXISTS (
+           SELECT 1 FROM budget_reservations AS r
+           WHERE r.organization_id = $1 AND r.window_id = w.id AND r.expires_at <= $3
+       ) AS has_expired,
+       EXISTS (
+           SELECT 1 FROM budget_reservations AS r
+           WHERE r.organization_id = $1 AND r.window_id = w.id AND r.request_id = ANY($4::text[])
+       ) AS reserved_here
+FROM budget_windows AS w
+WHERE w.organization_id = $1
+  AND ((w.budget_id = ANY($2::uuid[]) AND w.starts_at <= $3 AND $3 < w.ends_at)
+       OR w.id = ANY($5::uuid[])
+       OR w.id IN (
+           SELECT r.window_id FROM budget_reservations AS r
+           WHERE r.organization_id = $1 AND r.request_id = ANY($4::text[])
+       ))
+ORDER BY w.id
+FOR UPDATE OF w
 """
 
 
@@ -74,21 +96,28 @@ async def lock_windows(
     budget_ids: Sequence[uuid.UUID],
     at: datetime,
     time_zone: str,
-    also: Sequence[uuid.UUID] = (),
+    request_ids: Sequence[str] = (),
+    window_ids: Sequence[uuid.UUID] = (),
 ) -> list[asyncpg.Record]:
-    """The windows of the budgets that hold `at` (made when first needed), and the windows
-    `also` names, locked until the transaction ends."""
-    if budget_ids:
-        await connection.execute(_OPEN_WINDOWS, organization_id, budget_ids, at, time_zone)
-    rows: list[asyncpg.Record] = await connection.fetch(
-        _LOCK_WINDOWS, organization_id, budget_ids, at, list(also)
-    )
-    return rows
+    """The windows of the budgets that hold `at` (made when first needed), those the calls
+    `request_ids` reserved in and the windows `window_ids`, locked until the transaction
+    ends."""
+    arguments = (organization_id, budget_ids, at, list(request_ids), list(window_ids))
+    windows: list[asyncpg.Record] = await connection.fetch(_LOCK_WINDOWS, *arguments)
+    found = {w["budget_id"] for w in windows if w["starts_at"] <= at < w["ends_at"]}
+    missing = [budget_id for budget_id in budget_ids if budget_id not in found]
+    if missing:
+        await connection.execute(_OPEN_WINDOWS, organization_id, missing, at, time_zone)
+        windows = await connection.fetch(_LOCK_WINDOWS, *arguments)
+    return windows
 
 
-# What a set of reservations gives back, per window (the reservations are gone).
-_GIVE_BACK = """
-, back AS (SELECT window_id, sum(amount) AS amount FROM gone GROUP BY window_id)
+_RELEASE_EXPIRED = """
+WITH gone AS (
+    DELETE FROM budget_reservations
+    WHERE organization_id = $1 AND expires_at <= $2 AND window_id = ANY($3::uuid[])
+    RETURNING window_id, amount
+), back AS (SELECT window_id, sum(amount) AS amount FROM gone GROUP BY window_id)
 UPDATE budget_windows AS w
 SET reserved = w.reserved - back.amount, updated_at = now()
 FROM back
@@ -96,61 +125,17 @@ WHERE w.organization_id = $1 AND w.id = back.window_id
 RETURNING w.id, back.amount
 """
 
-_RELEASE_EXPIRED = (
-    """
-WITH gone AS (
-    DELETE FROM budget_reservations
-    WHERE organization_id = $1 AND expires_at <= $2 AND ($3::uuid[] IS NULL OR window_id = ANY($3))
-    RETURNING window_id, amount
-)"""
-    + _GIVE_BACK
-)
-
 
 async def release_expired(
     connection: asyncpg.Connection,
     organization_id: uuid.UUID,
     now: datetime,
-    window_ids: Sequence[uuid.UUID] | None = None,
+    window_ids: Sequence[uuid.UUID],
 ) -> dict[uuid.UUID, int]:
-    """Give back what expired reservations held (of these windows, or of all): their calls
-    crashed or were never made. The windows must be locked (or, for all, are locked here by
-    the update). What each window got back."""
-    rows = await connection.fetch(
-        _RELEASE_EXPIRED, organization_id, now, None if window_ids is None else list(window_ids)
-    )
+    """Give back what the expired reservations of these (locked) windows held: their calls
+    crashed or were never made. What each window got back."""
+    rows = await connection.fetch(_RELEASE_EXPIRED, organization_id, now, list(window_ids))
     return {row["id"]: row["amount"] for row in rows}
-
-
-_RELEASE = (
-    """
-WITH gone AS (
-    DELETE FROM budget_reservations
-    WHERE organization_id = $1 AND request_id = ANY($2::text[])
-    RETURNING window_id, amount
-)"""
-    + _GIVE_BACK
-)
-
-
-async def release(
-    connection: asyncpg.Connection, organization_id: uuid.UUID, request_ids: Sequence[str]
-) -> dict[uuid.UUID, int]:
-    """Give back what the calls' reservations held (their windows locked by the caller)."""
-    rows = await connection.fetch(_RELEASE, organization_id, list(request_ids))
-    return {row["id"]: row["amount"] for row in rows}
-
-
-async def reserved_windows(
-    connection: asyncpg.Connection, organization_id: uuid.UUID, request_ids: Sequence[str]
-) -> list[uuid.UUID]:
-    rows = await connection.fetch(
-        "SELECT DISTINCT window_id FROM budget_reservations "
-        "WHERE organization_id = $1 AND request_id = ANY($2::text[])",
-        organization_id,
-        list(request_ids),
-    )
-    return [row["window_id"] for row in rows]
 
 
 async def expired_windows(
@@ -192,22 +177,42 @@ async def hold(
     )
 
 
-_CHARGE = """
-UPDATE budget_windows
-SET spent = spent + $3, notified = $4::int[], updated_at = now()
-WHERE organization_id = $1 AND id = $2
+# One statement: the calls' reservations deleted and given back, and each charged window's
+# spend raised (its thresholds now notified with it, `{80,90}` as text).
+_SETTLE = """
+WITH gone AS (
+    DELETE FROM budget_reservations
+    WHERE organization_id = $1 AND request_id = ANY($2::text[])
+    RETURNING window_id, amount
+), back AS (SELECT window_id, sum(amount) AS amount FROM gone GROUP BY window_id),
+charged AS (
+    SELECT * FROM unnest($3::uuid[], $4::bigint[], $5::text[]) AS c(window_id, amount, notified)
+)
+UPDATE budget_windows AS w
+SET spent = w.spent + coalesce(charged.amount, 0),
+    reserved = w.reserved - coalesce(back.amount, 0),
+    notified = coalesce(charged.notified::int[], w.notified),
+    updated_at = now()
+FROM back FULL JOIN charged ON charged.window_id = back.window_id
+WHERE w.organization_id = $1 AND w.id = coalesce(back.window_id, charged.window_id)
 """
 
 
-async def charge(
+async def settle(
     connection: asyncpg.Connection,
     organization_id: uuid.UUID,
+    request_ids: Sequence[str],
     charges: Sequence[tuple[uuid.UUID, int, list[int]]],
 ) -> None:
-    """(window, amount spent, thresholds notified now) for each (locked) window."""
-    await connection.executemany(
-        _CHARGE,
-        [(organization_id, window_id, amount, notified) for window_id, amount, notified in charges],
+    """Give back what the calls `request_ids` reserved, and charge each (locked) window
+    (window, amount spent, thresholds notified now)."""
+    await connection.execute(
+        _SETTLE,
+        organization_id,
+        list(request_ids),
+        [window_id for window_id, _, _ in charges],
+        [amount for _, amount, _ in charges],
+        ["{" + ",".join(map(str, notified)) + "}" for _, _, notified in charges],
     )
 
 

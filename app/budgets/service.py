@@ -110,7 +110,9 @@ async def reserve(
     transaction; or refuse it. The reservation's `max_output_tokens` is what the call must
     ask the model for."""
     organization_id = attribution.organization_id
-    budgets = await repository.applicable(connection, organization_id, attribution.user_id)
+    budgets, time_zone = await repository.applicable(
+        connection, organization_id, attribution.user_id
+    )
     if not budgets:
         return Reservation(request_id, None)
     now = datetime.now(UTC)
@@ -122,12 +124,14 @@ async def reserve(
                 "The model has no price, and a cost budget applies: a call it cannot bound "
                 "is refused. An admin can give the model a price."
             )
-    time_zone = await organizations_service.time_zone_on(connection, organization_id)
     windows = await repository.lock_windows(
         connection, organization_id, [budget["id"] for budget in budgets], now, time_zone
     )
-    given_back = await repository.release_expired(
-        connection, organization_id, now, [window["id"] for window in windows]
+    expired = [window["id"] for window in windows if window["has_expired"]]
+    given_back = (
+        await repository.release_expired(connection, organization_id, now, expired)
+        if expired
+        else {}
     )
     window_of = {window["budget_id"]: window for window in windows}
     allowed, tightest = output_tokens, None
@@ -242,32 +246,27 @@ async def _settle(
     reserved: Sequence[str],
 ) -> list[BudgetWarning]:
     organization_id = attribution.organization_id
-    budgets = await repository.applicable(connection, organization_id, attribution.user_id)
-    reserved_in = (
-        await repository.reserved_windows(connection, organization_id, reserved) if reserved else []
+    budgets, time_zone = await repository.applicable(
+        connection, organization_id, attribution.user_id
     )
-    if not reserved_in and not (budgets and recorded):
+    charged_budgets = [budget["id"] for budget in budgets] if recorded else []
+    if not reserved and not charged_budgets:
         return []
     at = min((call.occurred_at for call in recorded), default=datetime.now(UTC))
-    time_zone = await organizations_service.time_zone_on(connection, organization_id)
-    charged_budgets = [budget["id"] for budget in budgets] if recorded else []
     windows = await repository.lock_windows(
-        connection, organization_id, charged_budgets, at, time_zone, also=reserved_in
+        connection, organization_id, charged_budgets, at, time_zone, request_ids=reserved
     )
-    if reserved:
-        await repository.release(connection, organization_id, reserved)
-    if not charged_budgets:
-        return []
     # A call is charged where it reserved (a window of last month, if it reserved then);
-    # a budget it reserved nothing in, in the window that holds the call.
+    # in a budget it reserved nothing in, in the window that holds the call.
     window_of: dict[uuid.UUID, asyncpg.Record] = {}
-    for window in sorted(windows, key=lambda window: window["id"] not in reserved_in):
-        window_of.setdefault(window["budget_id"], window)
+    for window in sorted(windows, key=lambda window: not window["reserved_here"]):
+        if window["reserved_here"] or window["starts_at"] <= at < window["ends_at"]:
+            window_of.setdefault(window["budget_id"], window)
     cost = sum(call.cost_micro_usd or 0 for call in recorded)
     tokens = sum(call.tokens for call in recorded)
     charges: list[tuple[uuid.UUID, int, list[int]]] = []
     warnings: list[BudgetWarning] = []
-    for budget in budgets:
+    for budget in budgets if recorded else []:
         window = window_of[budget["id"]]
         metric = BudgetMetric(budget["metric"])
         amount = cost if metric == BudgetMetric.cost else tokens
@@ -285,7 +284,7 @@ async def _settle(
             )
             for threshold in crossed
         ]
-    await repository.charge(connection, organization_id, charges)
+    await repository.settle(connection, organization_id, reserved, charges)
     await notifications_service.notify(
         connection, organization_id, [_notice(warning) for warning in warnings]
     )
@@ -309,7 +308,7 @@ async def release_expired(connection: asyncpg.Connection, organization_id: uuid.
     expired = await repository.expired_windows(connection, organization_id, now)
     if not expired:
         return 0
-    await repository.lock_windows(connection, organization_id, [], now, "UTC", also=expired)
+    await repository.lock_windows(connection, organization_id, [], now, "UTC", window_ids=expired)
     given_back = await repository.release_expired(connection, organization_id, now, expired)
     return sum(given_back.values())
 

@@ -2,7 +2,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -110,13 +109,5 @@ async def get(session: AsyncSession, organization_id: uuid.UUID) -> Organization
 async def get_time_zone(session: AsyncSession, organization_id: uuid.UUID) -> str | None:
     time_zone: str | None = await session.scalar(
         select(Organization.time_zone).where(Organization.id == organization_id)
-    )
-    return time_zone
-
-
-async def time_zone_on(connection: asyncpg.Connection, organization_id: uuid.UUID) -> str | None:
-    """`get_time_zone` on a driver connection (a run's own transaction)."""
-    time_zone: str | None = await connection.fetchval(
-        "SELECT time_zone FROM organizations WHERE id = $1", organization_id
     )
     return time_zone

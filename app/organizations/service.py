@@ -11,7 +11,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import set_tenant
@@ -48,14 +47,6 @@ async def update_current(
 async def get_time_zone(session: AsyncSession, organization_id: uuid.UUID) -> str:
     """The zone of the organization's calendar (UTC unless its admins set one)."""
     time_zone = await repository.get_time_zone(session, organization_id)
-    if time_zone is None:
-        raise OrganizationNotFound()
-    return time_zone
-
-
-async def time_zone_on(connection: asyncpg.Connection, organization_id: uuid.UUID) -> str:
-    """`get_time_zone` on a driver connection."""
-    time_zone = await repository.time_zone_on(connection, organization_id)
     if time_zone is None:
         raise OrganizationNotFound()
     return time_zone

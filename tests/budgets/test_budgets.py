@@ -135,7 +135,7 @@ async def test_windows_are_the_organizations_calendar_months_and_start_from_noth
     )
     assert first["starts_at"] == datetime(2026, 12, 31, 15, 0, tzinfo=UTC)  # 1 January, Tokyo
     assert first["ends_at"] == datetime(2027, 1, 31, 15, 0, tzinfo=UTC)
-    await repository.charge(connection, organization, [(first["id"], 900, [80])])
+    await repository.settle(connection, organization, [], [(first["id"], 900, [80])])
 
     [again] = await repository.lock_windows(
         connection, organization, [budget_id], january, "Asia/Tokyo"

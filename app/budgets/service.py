@@ -51,7 +51,6 @@ from app.budgets.errors import (
 )
 from app.budgets.models import Budget, BudgetMetric, BudgetWindow
 from app.budgets.schemas import BudgetCreate, BudgetRead, BudgetUpdate, BudgetWindowRead
-from app.core.db import driver_connection
 from app.llm import prices
 from app.llm.prices import Price
 from app.notifications import service as notifications_service
@@ -426,25 +425,3 @@ def _month_of(now: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
     start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
     end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
     return start.replace(tzinfo=zone), end.replace(tzinfo=zone)
-
-
-async def reserve_in_request(
-    session: AsyncSession,
-    attribution: Attribution,
-    request_id: str,
-    model_id: uuid.UUID,
-    input_tokens: int,
-    output_tokens: int,
-    expires_in_seconds: float,
-) -> Reservation:
-    """`reserve` in the request's transaction (a run's first round: refused before its
-    stream starts, and nothing of the request kept)."""
-    return await reserve(
-        await driver_connection(session),
-        attribution,
-        request_id,
-        model_id,
-        input_tokens,
-        output_tokens,
-        expires_in_seconds,
-    )

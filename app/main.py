@@ -46,6 +46,7 @@ from app.observability import tracing
 from app.observability.monitor import monitoring
 from app.observability.router import router as metrics_router
 from app.organizations.router import router as organizations_router
+from app.prompts.router import router as prompts_router
 from app.runs import cancellation
 from app.runs.admission import RunAdmissionMiddleware
 from app.runs.executor import RunRegistry
@@ -184,6 +185,7 @@ def create_app(
     app.include_router(usage_router)
     app.include_router(budgets_router)
     app.include_router(notifications_router)
+    app.include_router(prompts_router)
     app.include_router(organizations_router)
     app.include_router(webhooks_router)
     openapi.install(app, requires_caller=get_principal)

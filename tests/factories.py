@@ -27,6 +27,13 @@ from app.files.models import File, FileCategory
 from app.knowledge.models import Embedding
 from app.notifications.models import Notification
 from app.organizations.models import Membership, MembershipRole, Organization
+from app.prompts.models import (
+    PromptTemplate,
+    PromptTemplateLabel,
+    PromptTemplateVersion,
+    TemplateEngine,
+    TemplateKind,
+)
 from app.runs.models import AgentState
 from app.usage.models import UsageEvent, UsagePurpose
 from app.users.models import User
@@ -190,6 +197,34 @@ async def make_tenant(session: AsyncSession) -> Tenant:
             request_id=f"chat:{uuid.uuid4()}",
             amount=100,
             expires_at=now + timedelta(minutes=5),
+        )
+    )
+    await session.flush()
+    template = PromptTemplate(
+        organization_id=org.id,
+        name="Greeting",
+        kind=TemplateKind.system,
+        engine=TemplateEngine.plain,
+        latest_version=1,
+    )
+    session.add(template)
+    await session.flush()
+    version = PromptTemplateVersion(
+        organization_id=org.id,
+        template_id=template.id,
+        version=1,
+        text="You greet people.",
+        variables={"type": "object", "properties": {}},
+        content_hash=hashlib.sha256(b"You greet people.").hexdigest(),
+    )
+    session.add(version)
+    await session.flush()
+    session.add(
+        PromptTemplateLabel(
+            organization_id=org.id,
+            template_id=template.id,
+            name="production",
+            version_id=version.id,
         )
     )
     await session.flush()

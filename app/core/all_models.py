@@ -10,6 +10,7 @@ from app.limits.models import RateLimit
 from app.llm.models import ModelPrice, ProviderModel
 from app.notifications.models import Notification
 from app.organizations.models import Membership, Organization
+from app.prompts.models import PromptTemplate, PromptTemplateLabel, PromptTemplateVersion
 from app.runs.models import AgentState
 from app.secrets.models import DataKey, Secret
 from app.usage.models import UsageEvent
@@ -36,6 +37,9 @@ __all__ = [
     "Notification",
     "Organization",
     "OrganizationAgent",
+    "PromptTemplate",
+    "PromptTemplateLabel",
+    "PromptTemplateVersion",
     "ProviderModel",
     "RateLimit",
     "Secret",

@@ -40,6 +40,7 @@ class Objects:
     task_id: str
     model_id: str
     budget_id: str
+    template_id: str
 
     def ids(self) -> dict[str, str]:
         """By the name of the path parameter that takes each."""
@@ -51,6 +52,9 @@ class Objects:
             "task_id": self.task_id,
             "model_id": self.model_id,
             "budget_id": self.budget_id,
+            "template_id": self.template_id,
+            "version": "1",  # a prompt template's first version
+            "label": "production",
             "thread_id": self.conversation_id,  # CopilotKit's name for a conversation
         }
 
@@ -197,4 +201,25 @@ def make_objects(live: LiveService, org: str = ORG, marker: str = "contract") ->
         budget_id = next(
             (budget["id"] for budget in budgets if budget["metric"] == "tokens"), None
         ) or made(http.post("/budgets", json={"metric": "tokens", "limit": 10**9}, headers=admin))
-    return Objects(agent_id, conversation_id, file_id, source_id, task_id, model_id, budget_id)
+        templates = http.get("/prompt-templates", headers=admin).json()
+        template_id = next(
+            (template["id"] for template in templates if template["name"] == marker), None
+        ) or made(
+            http.post(
+                "/prompt-templates",
+                json={
+                    "name": marker,
+                    "kind": "system",
+                    "text": f"You answer about {marker} and {{{{topic}}}}.",
+                    "variables": {"type": "object", "properties": {"topic": {"type": "string"}}},
+                },
+                headers=admin,
+            )
+        )
+        labelled = http.put(
+            f"/prompt-templates/{template_id}/labels/production", json={"version": 1}, headers=admin
+        )
+        assert labelled.status_code == 200, labelled.text
+    return Objects(
+        agent_id, conversation_id, file_id, source_id, task_id, model_id, budget_id, template_id
+    )

@@ -81,6 +81,12 @@ BODIES: dict[str, Any] = {
     "addPrice": lambda: {"json": {"input_micro_usd": 0, "output_micro_usd": 0}},
     "createBudget": lambda: {"json": {"metric": "cost", "limit": 1_000_000}},
     "updateBudget": lambda: {"json": {"limit": 1}},
+    "createPromptTemplate": lambda: {
+        "json": {"name": f"B's {uuid.uuid4().hex[:8]}", "kind": "user", "text": "Hi"}
+    },
+    "savePromptTemplateVersion": lambda: {"json": {"text": "changed by B"}},
+    "setPromptTemplateLabel": lambda: {"json": {"version": 1}},
+    "renderPromptTemplate": lambda: {"json": {"variables": {"topic": "B"}}},
 }
 
 # Tables whose rows belong to an organization or the platform (`owner_organization_id`).

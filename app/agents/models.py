@@ -8,6 +8,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -40,6 +41,15 @@ class Agent(RecordMixin, Base):
         UniqueConstraint("owner_organization_id", "slug", postgresql_nulls_not_distinct=True),
         one_of("visibility", AgentVisibility),
         CheckConstraint("slug ~ '^[a-z0-9][a-z0-9-]*$'", name="slug_format"),
+        # Instructions from a template of the agent's own organization; RESTRICT: a
+        # template in use is not deleted from under its agents (409).
+        ForeignKeyConstraint(
+            ["owner_organization_id", "instructions_template_id"],
+            ["prompt_templates.organization_id", "prompt_templates.id"],
+            ondelete="RESTRICT",
+            name="fk_agents_instructions_template_prompt_templates",  # the convention's: too long
+        ),
+        Index(None, "instructions_template_id"),
     )
 
     owner_organization_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -49,6 +59,10 @@ class Agent(RecordMixin, Base):
     name: Mapped[str] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
     instructions: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Or instructions rendered from a prompt template (app/prompts/) at each run:
+    # `{"template_id", "name", "label", "variables"}`, and the template's id for the key.
+    instructions_template: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    instructions_template_id: Mapped[uuid.UUID | None]
     # The registry's chat model (app/llm/); NULL: the platform's default, the environment's.
     # RESTRICT: a model in use is not deleted from under its agents (409 on DELETE /models).
     chat_model_id: Mapped[uuid.UUID | None] = mapped_column(

@@ -9,6 +9,7 @@ from pydantic import MISSING, AfterValidator, BaseModel, ConfigDict, Field
 
 from app.agents.models import AgentVisibility
 from app.knowledge.models import EMBEDDING_MODELS
+from app.prompts.schemas import TemplateReference, TemplateReferenceRead
 
 Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
 
@@ -61,6 +62,11 @@ class AgentCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=2_000)
     instructions: str = Field(default="", max_length=100_000)
+    instructions_template: TemplateReference | None = Field(
+        default=None,
+        description="Instructions rendered from a prompt template at each run, in place of "
+        "`instructions` (private agents only).",
+    )
     chat_model_id: uuid.UUID | None = Field(
         default=None,
         description="A chat model of the registry (`GET /models`); null: the platform's default.",
@@ -82,6 +88,7 @@ class AgentUpdate(BaseModel):
     name: str | MISSING = Field(default=MISSING, min_length=1, max_length=200)
     description: str | MISSING = Field(default=MISSING, max_length=2_000)
     instructions: str | MISSING = Field(default=MISSING, max_length=100_000)
+    instructions_template: TemplateReference | MISSING | None = MISSING
     chat_model_id: uuid.UUID | MISSING | None = MISSING
     model_settings: ModelSettings | MISSING = MISSING
     embedding_model: EmbeddingModel | MISSING = MISSING
@@ -103,6 +110,7 @@ class AgentSummary(BaseModel):
 
 class AgentRead(AgentSummary):
     instructions: str
+    instructions_template: TemplateReferenceRead | None
     chat_model_id: uuid.UUID | None
     model_settings: ModelSettings
     embedding_model: str

@@ -8,6 +8,7 @@ read-only.
 """
 
 import uuid
+from typing import Any
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +29,8 @@ from app.auth.identity import OrganizationPrincipal
 from app.files import storage as file_storage
 from app.files.storage import Storage
 from app.llm import service as llm_service
+from app.prompts import service as prompts_service
+from app.prompts.schemas import TemplateReference
 
 
 async def list_agents(session: AsyncSession, principal: OrganizationPrincipal) -> list[AgentRead]:
@@ -63,10 +66,16 @@ async def create_agent(
     await llm_service.check_chat_model(
         session, principal.organization_id, data.chat_model_id, data.visibility
     )
+    fields = data.model_dump(mode="json")
+    fields.update(
+        await _instructions_template(
+            session, principal, fields.pop("instructions_template"), data.visibility
+        )
+    )
     agent = Agent(
         owner_organization_id=principal.organization_id,
         created_by_user_id=principal.user_id,
-        **data.model_dump(mode="json"),
+        **fields,
     )
     if not await repository.insert_agent(session, agent):
         raise AgentSlugTaken(f"Your organization already has an agent named {data.slug!r}.")
@@ -86,6 +95,16 @@ async def update_agent(
             _as_uuid(changes.get("chat_model_id", agent.chat_model_id)),
             AgentVisibility(changes.get("visibility", agent.visibility)),
         )
+    if {"instructions_template", "visibility"} & changes.keys():
+        reference = changes.pop("instructions_template", agent.instructions_template)
+        changes.update(
+            await _instructions_template(
+                session,
+                principal,
+                reference,
+                AgentVisibility(changes.get("visibility", agent.visibility)),
+            )
+        )
     for field, value in changes.items():
         setattr(agent, field, value)
     await session.flush()
@@ -103,6 +122,29 @@ async def delete_agent(
     agent = await _get_editable(session, principal, agent_id)
     await repository.delete_agent(session, agent)
     file_storage.remove_agent_files_after_commit(session, storage, agent.id)
+
+
+async def _instructions_template(
+    session: AsyncSession,
+    principal: OrganizationPrincipal,
+    reference: dict[str, Any] | None,
+    visibility: AgentVisibility,
+) -> dict[str, Any]:
+    """The agent's columns for its instructions template (checked), or for none."""
+    if reference is None:
+        return {"instructions_template": None, "instructions_template_id": None}
+    stored = await prompts_service.check_reference(
+        session,
+        principal.organization_id,
+        TemplateReference.model_validate(
+            {key: reference[key] for key in ("name", "label", "variables")}
+        ),
+        visibility,
+    )
+    return {
+        "instructions_template": stored,
+        "instructions_template_id": uuid.UUID(stored["template_id"]),
+    }
 
 
 def _as_uuid(value: uuid.UUID | str | None) -> uuid.UUID | None:

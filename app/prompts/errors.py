@@ -45,3 +45,13 @@ class RenderRefused(UnprocessableContent):
 
     problem = "render-refused"
     title = "Render refused"
+
+
+class TemplateInUse(Conflict):
+    problem = "prompt-template-in-use"
+    title = "Prompt template in use"
+
+
+class InvalidTemplateReference(UnprocessableContent):
+    problem = "invalid-template-reference"
+    title = "Invalid template reference"

@@ -1,8 +1,9 @@
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.repository import add_unless_duplicate
@@ -36,6 +37,29 @@ async def get_template(
     return template
 
 
+async def get_by_name(
+    session: AsyncSession, organization_id: uuid.UUID, name: str
+) -> PromptTemplate | None:
+    template: PromptTemplate | None = await session.scalar(
+        select(PromptTemplate).where(
+            PromptTemplate.organization_id == organization_id, PromptTemplate.name == name
+        )
+    )
+    return template
+
+
+async def delete_unless_used(session: AsyncSession, template: PromptTemplate) -> bool:
+    """Delete it; False (nothing deleted) if an agent takes its instructions from it (the
+    RESTRICT foreign key)."""
+    try:
+        async with session.begin_nested():
+            await session.delete(template)
+            await session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
 async def insert_template(session: AsyncSession, template: PromptTemplate) -> bool:
     """False if the organization already has a template of this name."""
     return await add_unless_duplicate(session, template)
@@ -61,24 +85,25 @@ async def next_version(session: AsyncSession, template: PromptTemplate) -> int:
 async def version_by_hash(
     session: AsyncSession, template: PromptTemplate, content_hash: str
 ) -> PromptTemplateVersion | None:
-    version: PromptTemplateVersion | None = await session.scalar(
-        select(PromptTemplateVersion).where(
-            PromptTemplateVersion.organization_id == template.organization_id,
-            PromptTemplateVersion.template_id == template.id,
-            PromptTemplateVersion.content_hash == content_hash,
-        )
+    return await _version_where(
+        session, template, PromptTemplateVersion.content_hash == content_hash
     )
-    return version
 
 
 async def get_version(
     session: AsyncSession, template: PromptTemplate, number: int
 ) -> PromptTemplateVersion | None:
+    return await _version_where(session, template, PromptTemplateVersion.version == number)
+
+
+async def _version_where(
+    session: AsyncSession, template: PromptTemplate, condition: ColumnElement[bool]
+) -> PromptTemplateVersion | None:
     version: PromptTemplateVersion | None = await session.scalar(
         select(PromptTemplateVersion).where(
             PromptTemplateVersion.organization_id == template.organization_id,
             PromptTemplateVersion.template_id == template.id,
-            PromptTemplateVersion.version == number,
+            condition,
         )
     )
     return version

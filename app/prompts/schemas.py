@@ -80,3 +80,19 @@ class RenderRequest(BaseModel):
 class Rendered(BaseModel):
     version: int
     text: str
+
+
+class TemplateReference(BaseModel):
+    """Instructions taken from a prompt template of the organization, rendered at each run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name = Field(description="The template's name.")
+    label: LabelName = Field(
+        default=LATEST, description="Which version: a label's (`latest`: the newest)."
+    )
+    variables: dict[str, Any] = Field(default_factory=dict)
+
+
+class TemplateReferenceRead(TemplateReference):
+    template_id: uuid.UUID

@@ -21,10 +21,12 @@ from app.auth.identity import OrganizationPrincipal
 from app.prompts import engines, repository
 from app.prompts.errors import (
     InvalidTemplate,
+    InvalidTemplateReference,
     InvalidVariables,
     LabelNotFound,
     MissingVariables,
     RenderRefused,
+    TemplateInUse,
     TemplateNameTaken,
     TemplateNotFound,
     VersionNotFound,
@@ -41,6 +43,7 @@ from app.prompts.schemas import (
     RenderRequest,
     TemplateCreate,
     TemplateRead,
+    TemplateReference,
     VersionCreate,
     VersionRead,
 )
@@ -129,9 +132,11 @@ async def delete_label(
 async def delete_template(
     session: AsyncSession, principal: OrganizationPrincipal, template_id: uuid.UUID
 ) -> None:
-    """The template goes with its versions and labels."""
-    await session.delete(await _get(session, principal, template_id))
-    await session.flush()
+    """The template goes with its versions and labels; one an agent's instructions come
+    from stays (409)."""
+    template = await _get(session, principal, template_id)
+    if not await repository.delete_unless_used(session, template):
+        raise TemplateInUse("An agent's instructions come from this template: change it first.")
 
 
 async def render(
@@ -162,6 +167,43 @@ async def render_version(
         return await engines.render_jinja(version.text, filled)
     except engines.RenderRefused as exc:
         raise RenderRefused(str(exc)) from exc
+
+
+async def check_reference(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    reference: TemplateReference,
+    visibility: str,
+) -> dict[str, Any]:
+    """What an agent's instructions template must be, checked when the agent is saved: the
+    organization's template (else 404), a label it has, variables that render; and the
+    agent private, since other organizations running it cannot read this one's templates
+    (422). The reference as the agent stores it."""
+    if visibility != "private":
+        raise InvalidTemplateReference(
+            "Only a private agent takes its instructions from a template: the organizations "
+            "that run a public or hidden agent cannot read yours."
+        )
+    template = await repository.get_by_name(session, organization_id, reference.name)
+    if template is None:
+        raise TemplateNotFound(f"The organization has no prompt template {reference.name!r}.")
+    version = await _labelled(session, template, reference.label)
+    await render_version(template.engine, version, reference.variables)
+    return {"template_id": str(template.id), **reference.model_dump(mode="json")}
+
+
+async def render_reference(
+    session: AsyncSession, organization_id: uuid.UUID, reference: dict[str, Any]
+) -> tuple[str, uuid.UUID]:
+    """An agent's instructions from its template, as its label now points: the text and the
+    version it came from (a run's usage events record it)."""
+    template = await repository.get_template(
+        session, organization_id, uuid.UUID(reference["template_id"])
+    )
+    if template is None:  # the foreign key keeps it; another organization runs the agent
+        raise TemplateNotFound("The agent's instructions template is not this organization's.")
+    version = await _labelled(session, template, reference["label"])
+    return await render_version(template.engine, version, reference["variables"]), version.id
 
 
 def _check(engine: TemplateEngine, text: str, variables: dict[str, Any]) -> None:

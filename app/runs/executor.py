@@ -365,7 +365,7 @@ async def execute(
             answer.close()
             latency_ms = int((time.monotonic() - started) * 1000)
             last = _finished(model, answer, status, error, latency_ms)
-            call = _model_call(model, answer, messages, offered, status)
+            call = _model_call(prepared, answer, messages, offered, status)
             # Shielded: a cancelled run still saves what it has.
             warnings = await asyncio.shield(
                 saver.finish(
@@ -406,7 +406,7 @@ async def _run_server_tools(
     sessionmaker = tools.sessionmaker
     answer.close()
     complete = _finished(model, answer, MessageStatus.complete)
-    model_call = _model_call(model, answer, messages, offered, MessageStatus.complete)
+    model_call = _model_call(prepared, answer, messages, offered, MessageStatus.complete)
     warnings = await saver.finish(
         prepared.organization_id,
         prepared.user_id,
@@ -634,7 +634,7 @@ def _finished(
 
 
 def _model_call(
-    model: ChatModel,
+    prepared: PreparedRun,
     answer: _Answer,
     sent: list[dict[str, Any]],
     offered: list[dict[str, Any]],
@@ -644,6 +644,7 @@ def _model_call(
     the estimate from what was sent (`sent`, `offered`) and what came back. None for the
     no-LLM mode, and for a call that failed before the model answered anything (nothing
     was consumed)."""
+    model = prepared.model
     if model.model_id is None:
         return None
     usage = answer.usage
@@ -666,6 +667,7 @@ def _model_call(
         output_tokens=usage.output_tokens,
         estimated=answer.usage is None,
         latency_ms=int((time.monotonic() - answer.started) * 1000),
+        prompt_template_version_id=prepared.prompt_template_version_id,
     )
 
 

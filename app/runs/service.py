@@ -35,6 +35,7 @@ from app.knowledge.repository import Scope
 from app.llm.client import ChatModel, NoModel
 from app.llm.clients import ModelClients, RegisteredChatModel
 from app.llm.context import bound_call_tokens, trim_to_window
+from app.prompts import service as prompts_service
 from app.runs import cancellation, repository
 from app.runs.errors import DuplicateMessageIds, RunNotFound
 from app.runs.saving import SAVE_RETRY_SECONDS
@@ -81,6 +82,8 @@ class PreparedRun:
     first_round_output_tokens: int | None = None
     output_tokens: int = 0
     reservation_seconds: float = 0.0
+    # The prompt template version the instructions were rendered from (usage events).
+    prompt_template_version_id: uuid.UUID | None = None
 
 
 def conversation_id_of(thread_id: str) -> uuid.UUID:
@@ -171,8 +174,13 @@ async def prepare_run(
         )
         model = NoModel(passages(found))
         citations = [hit.as_part() for hit in found.hits]
+    instructions, template_version_id = agent.instructions, None
+    if agent.instructions_template is not None:
+        instructions, template_version_id = await prompts_service.render_reference(
+            session, principal.organization_id, agent.instructions_template
+        )
     model_messages = trim_to_window(
-        _model_messages(agent.instructions, history),
+        _model_messages(instructions, history),
         _budget(agent.model_settings, registered, settings),
     )
     parameters = _parameters(agent.model_settings, registered)
@@ -232,6 +240,7 @@ async def prepare_run(
         server_tools=agent_tools,
         citations=citations,
         first_round_output_tokens=allowed,
+        prompt_template_version_id=template_version_id,
         output_tokens=output_tokens,
         reservation_seconds=reservation_seconds,
     )

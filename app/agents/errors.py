@@ -29,3 +29,8 @@ class QuickTaskNameTaken(Conflict):
 class MissingQuickTaskParameters(UnprocessableContent):
     problem = "missing-quick-task-parameters"
     title = "Missing quick task parameters"
+
+
+class InvalidQuickTask(UnprocessableContent):
+    problem = "invalid-quick-task"
+    title = "Invalid quick task"

@@ -163,11 +163,23 @@ class AgentQuickTask(TenantMixin, Base):
         CheckConstraint(
             "schedule IS NULL OR scheduled_by_user_id IS NOT NULL", name="schedule_has_user"
         ),
+        # Its prompt from a template of the organization; RESTRICT as for agents.
+        ForeignKeyConstraint(
+            ["organization_id", "prompt_template_id"],
+            ["prompt_templates.organization_id", "prompt_templates.id"],
+            ondelete="RESTRICT",
+            name="fk_agent_quick_tasks_prompt_template",  # the convention's: too long
+        ),
+        Index(None, "prompt_template_id"),
     )
 
     agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(Text)
     prompt: Mapped[str] = mapped_column(Text)
+    # Or its prompt rendered from a prompt template at each run (the run's parameters as
+    # its variables, over the fixed ones): `{"template_id", "name", "label", "variables"}`.
+    prompt_template: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    prompt_template_id: Mapped[uuid.UUID | None]
     # JSON Schema of the prompt's parameters, if any.
     parameters: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
     schedule: Mapped[str | None] = mapped_column(Text)

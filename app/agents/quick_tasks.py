@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.agents import repository
 from app.agents import service as agents_service
 from app.agents.errors import (
+    InvalidQuickTask,
     MissingQuickTaskParameters,
     QuickTaskNameTaken,
     QuickTaskNotFound,
@@ -24,6 +25,8 @@ from app.agents.errors import (
 from app.agents.models import AgentQuickTask
 from app.agents.schemas import QuickTaskCreate, QuickTaskUpdate
 from app.auth.identity import OrganizationPrincipal
+from app.prompts import service as prompts_service
+from app.prompts.schemas import TemplateReference
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -39,6 +42,21 @@ def render_prompt(task: AgentQuickTask, parameters: dict[str, Any]) -> str:
     if missing:
         raise MissingQuickTaskParameters(f"Missing parameters: {', '.join(missing)}.")
     return PLACEHOLDER.sub(lambda match: str(parameters[match.group(1)]), task.prompt)
+
+
+async def prompt_for(
+    session: AsyncSession, task: AgentQuickTask, parameters: dict[str, Any]
+) -> str:
+    """What a run of the task says: its prompt filled in, or its template rendered with the
+    parameters over its fixed variables."""
+    if task.prompt_template is None:
+        return render_prompt(task, parameters)
+    reference = {
+        **task.prompt_template,
+        "variables": {**task.prompt_template["variables"], **parameters},
+    }
+    text, _ = await prompts_service.render_reference(session, task.organization_id, reference)
+    return text
 
 
 async def get_quick_task(
@@ -69,11 +87,13 @@ async def create_quick_task(
     data: QuickTaskCreate,
 ) -> AgentQuickTask:
     await agents_service.get_usable_agent(session, principal, agent_id)
+    fields = data.model_dump()
+    fields.update(await _prompt_template(session, principal, fields.pop("prompt_template")))
     task = AgentQuickTask(
         organization_id=principal.organization_id,
         agent_id=agent_id,
         created_by_user_id=principal.user_id,
-        **data.model_dump(),
+        **fields,
     )
     _reschedule(task, principal)
     if not await repository.save_quick_task(session, task):
@@ -90,6 +110,12 @@ async def update_quick_task(
 ) -> AgentQuickTask:
     task = await _get(session, principal, agent_id, task_id)
     changes = data.model_dump(exclude_unset=True)
+    if "prompt_template" in changes:
+        changes.update(await _prompt_template(session, principal, changes["prompt_template"]))
+    if not (
+        changes.get("prompt", task.prompt) or changes.get("prompt_template", task.prompt_template)
+    ):
+        raise InvalidQuickTask("A quick task needs `prompt` or `prompt_template`.")
 
     def change() -> None:
         for field, value in changes.items():
@@ -102,6 +128,23 @@ async def update_quick_task(
             f"This agent already has a quick task named {changes.get('name')!r}."
         )
     return task
+
+
+async def _prompt_template(
+    session: AsyncSession, principal: OrganizationPrincipal, reference: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The task's columns for its prompt template (the organization's, with the label;
+    its variables may come with each run, so it is not rendered here), or for none."""
+    if reference is None:
+        return {"prompt_template": None, "prompt_template_id": None}
+    stored = await prompts_service.check_reference(
+        session,
+        principal.organization_id,
+        TemplateReference.model_validate(reference),
+        "private",  # the organization's own task, run in the organization
+        render=False,
+    )
+    return {"prompt_template": stored, "prompt_template_id": uuid.UUID(stored["template_id"])}
 
 
 async def delete_quick_task(

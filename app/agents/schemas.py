@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from pydantic import MISSING, AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import MISSING, AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from app.agents.models import AgentVisibility
 from app.knowledge.models import EMBEDDING_MODELS
@@ -163,13 +163,26 @@ class QuickTaskCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    prompt: str = Field(min_length=1, max_length=20_000)
+    prompt: str = Field(
+        default="", max_length=20_000, description="The prompt, unless `prompt_template`."
+    )
+    prompt_template: TemplateReference | None = Field(
+        default=None,
+        description="The prompt rendered from a prompt template at each run, the run's "
+        "`parameters` as its variables (over `variables`).",
+    )
     parameters: dict[str, Any] = Field(
         default_factory=dict, description="JSON Schema of the prompt's parameters."
     )
     schedule: Schedule = Field(default=None, description="Cron; runs for the scheduling admin.")
     schedule_timezone: TimeZone = "UTC"
     enabled: bool = True
+
+    @model_validator(mode="after")
+    def _one_prompt(self) -> "QuickTaskCreate":
+        if bool(self.prompt) == (self.prompt_template is not None):
+            raise ValueError("Give either `prompt` or `prompt_template`.")
+        return self
 
 
 class QuickTaskUpdate(BaseModel):
@@ -179,7 +192,8 @@ class QuickTaskUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | MISSING = Field(default=MISSING, min_length=1, max_length=200)
-    prompt: str | MISSING = Field(default=MISSING, min_length=1, max_length=20_000)
+    prompt: str | MISSING = Field(default=MISSING, max_length=20_000)
+    prompt_template: TemplateReference | MISSING | None = MISSING
     parameters: dict[str, Any] | MISSING = MISSING
     schedule: Schedule | MISSING = MISSING
     schedule_timezone: TimeZone | MISSING = MISSING
@@ -193,6 +207,7 @@ class QuickTaskRead(BaseModel):
     agent_id: uuid.UUID
     name: str
     prompt: str
+    prompt_template: TemplateReferenceRead | None
     parameters: dict[str, Any]
     schedule: str | None
     schedule_timezone: str

@@ -49,8 +49,8 @@ async def get_by_name(
 
 
 async def delete_unless_used(session: AsyncSession, template: PromptTemplate) -> bool:
-    """Delete it; False (nothing deleted) if an agent takes its instructions from it (the
-    RESTRICT foreign key)."""
+    """Delete it; False (nothing deleted) if an agent or a quick task uses it (their
+    RESTRICT foreign keys)."""
     try:
         async with session.begin_nested():
             await session.delete(template)

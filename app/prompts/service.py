@@ -132,11 +132,14 @@ async def delete_label(
 async def delete_template(
     session: AsyncSession, principal: OrganizationPrincipal, template_id: uuid.UUID
 ) -> None:
-    """The template goes with its versions and labels; one an agent's instructions come
-    from stays (409)."""
+    """The template goes with its versions and labels; one an agent's instructions or a
+    quick task's prompt come from stays (409)."""
     template = await _get(session, principal, template_id)
     if not await repository.delete_unless_used(session, template):
-        raise TemplateInUse("An agent's instructions come from this template: change it first.")
+        raise TemplateInUse(
+            "An agent's instructions or a quick task's prompt come from this template: "
+            "change them first."
+        )
 
 
 async def render(
@@ -174,6 +177,7 @@ async def check_reference(
     organization_id: uuid.UUID,
     reference: TemplateReference,
     visibility: str,
+    render: bool = True,
 ) -> dict[str, Any]:
     """What an agent's instructions template must be, checked when the agent is saved: the
     organization's template (else 404), a label it has, variables that render; and the
@@ -188,7 +192,8 @@ async def check_reference(
     if template is None:
         raise TemplateNotFound(f"The organization has no prompt template {reference.name!r}.")
     version = await _labelled(session, template, reference.label)
-    await render_version(template.engine, version, reference.variables)
+    if render:  # its variables are complete: they must render now
+        await render_version(template.engine, version, reference.variables)
     return {"template_id": str(template.id), **reference.model_dump(mode="json")}
 
 

@@ -259,7 +259,7 @@ async def quick_task_input(
     data: QuickTaskRunRequest,
 ) -> RunAgentInput:
     task = await quick_tasks.get_quick_task(session, principal, agent_id, task_id)
-    prompt = quick_tasks.render_prompt(task, data.parameters)
+    prompt = await quick_tasks.prompt_for(session, task, data.parameters)
     return RunAgentInput(
         thread_id=data.thread_id or str(uuid.uuid4()),
         run_id=str(uuid.uuid4()),

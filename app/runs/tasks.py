@@ -112,7 +112,11 @@ async def _prepare(
             thread_id=str(uuid.uuid4()),
             run_id=str(uuid.uuid4()),
             state={},
-            messages=[UserMessage(id=str(uuid.uuid4()), content=task.prompt)],
+            messages=[
+                UserMessage(
+                    id=str(uuid.uuid4()), content=await quick_tasks.prompt_for(session, task, {})
+                )
+            ],
             tools=[],
             context=[],
             forwarded_props={},

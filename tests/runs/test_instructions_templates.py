@@ -132,3 +132,59 @@ async def test_what_an_agents_template_reference_must_be(
         f"{service.base_url}/prompt-templates/{template['id']}", headers=service.headers()
     )
     assert deleted.status_code == 204
+
+
+async def test_a_quick_task_says_its_template_rendered_with_the_runs_parameters(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    created = await http.post(
+        f"{service.base_url}/prompt-templates",
+        json={
+            "name": f"Summary {uuid.uuid4().hex[:8]}",
+            "kind": "quick_task",
+            "text": "Summarise {{topic}} for {{reader}}.",
+            "variables": {
+                "type": "object",
+                "properties": {"topic": {"type": "string"}, "reader": {"type": "string"}},
+                "required": ["topic", "reader"],
+            },
+        },
+        headers=service.headers(),
+    )
+    assert created.status_code == 201, created.text
+    template = created.json()
+    agent_id = await new_agent(http, service)
+    tasks = f"{service.base_url}/agents/{agent_id}/quick-tasks"
+    both = await http.post(
+        tasks,
+        json={"name": "Both", "prompt": "Hi", "prompt_template": {"name": template["name"]}},
+        headers=service.headers(),
+    )
+    assert both.status_code == 422
+    task = await http.post(
+        tasks,
+        json={
+            "name": "Summary",
+            "prompt_template": {"name": template["name"], "variables": {"reader": "a child"}},
+        },
+        headers=service.headers(),
+    )
+    assert task.status_code == 201, task.text
+    assert task.json()["prompt_template"]["template_id"] == template["id"]
+    runs = f"{tasks}/{task.json()['id']}/runs"
+
+    async with http.stream(
+        "POST", runs, json={"parameters": {"topic": "tea"}}, headers=service.headers()
+    ) as response:
+        assert response.status_code == 200
+        await response.aread()
+    last_user = [m for m in fake_openai.requests_seen[-1]["messages"] if m["role"] == "user"][-1]
+    assert last_user["content"] == "Summarise tea for a child."
+
+    missing = await http.post(runs, json={"parameters": {}}, headers=service.headers())
+    assert missing.status_code == 422
+    assert missing.json()["type"] == "/problems/missing-variables"
+    in_use = await http.delete(
+        f"{service.base_url}/prompt-templates/{template['id']}", headers=service.headers()
+    )
+    assert in_use.status_code == 409

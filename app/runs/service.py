@@ -4,9 +4,11 @@
 `prepare_run` does, in the request's own transaction (committed before the stream starts),
 everything that must hold before the first byte: the agent may be used, the thread
 (conversation) is the caller's and this agent's, the messages the client sent that are not
-stored yet are stored (by their AG-UI ids: resending is harmless), and the assistant's
-message exists with status `streaming`. `app.runs.executor` then streams and saves the
-answer, on sessions of its own, whether or not the client stays.
+stored yet are stored (by their AG-UI ids: resending is harmless), the assistant's
+message exists with status `streaming`, the instructions are rendered (from a prompt
+template, if the agent names one), and the first model call is reserved under the budgets
+(app/budgets/; a refusal rolls all of it back). `app.runs.executor` then streams and saves
+the answer, on sessions of its own, whether or not the client stays.
 """
 
 import uuid

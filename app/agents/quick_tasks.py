@@ -46,17 +46,17 @@ def render_prompt(task: AgentQuickTask, parameters: dict[str, Any]) -> str:
 
 async def prompt_for(
     session: AsyncSession, task: AgentQuickTask, parameters: dict[str, Any]
-) -> str:
+) -> tuple[str, uuid.UUID | None]:
     """What a run of the task says: its prompt filled in, or its template rendered with the
-    parameters over its fixed variables."""
+    parameters over its fixed variables; and the template version it came from (None: the
+    task's own prompt), which the run's usage events record."""
     if task.prompt_template is None:
-        return render_prompt(task, parameters)
+        return render_prompt(task, parameters), None
     reference = {
         **task.prompt_template,
         "variables": {**task.prompt_template["variables"], **parameters},
     }
-    text, _ = await prompts_service.render_reference(session, task.organization_id, reference)
-    return text
+    return await prompts_service.render_reference(session, task.organization_id, reference)
 
 
 async def get_quick_task(

@@ -667,7 +667,8 @@ def _model_call(
         output_tokens=usage.output_tokens,
         estimated=answer.usage is None,
         latency_ms=int((time.monotonic() - answer.started) * 1000),
-        prompt_template_version_id=prepared.prompt_template_version_id,
+        instructions_template_version_id=prepared.instructions_template_version_id,
+        task_template_version_id=prepared.task_template_version_id,
     )
 
 

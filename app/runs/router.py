@@ -124,8 +124,10 @@ async def run_quick_task(
     rate_limit: RunRateLimitDep,
 ) -> StreamingResponse:
     """Run a quick task: a run whose user message is the task's prompt, filled in."""
-    run_input = await run_service.quick_task_input(session, principal, agent_id, task_id, data)
-    return await stream_run(request, session, principal, admission, agent_id, run_input)
+    run_input, version_id = await run_service.quick_task_input(
+        session, principal, agent_id, task_id, data
+    )
+    return await stream_run(request, session, principal, admission, agent_id, run_input, version_id)
 
 
 cancel_router = APIRouter(prefix="/runs", tags=["runs"], route_class=TransactionalRoute)

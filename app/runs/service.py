@@ -84,8 +84,10 @@ class PreparedRun:
     first_round_output_tokens: int | None = None
     output_tokens: int = 0
     reservation_seconds: float = 0.0
-    # The prompt template version the instructions were rendered from (usage events).
-    prompt_template_version_id: uuid.UUID | None = None
+    # The prompt template versions the instructions and the quick task's prompt were
+    # rendered from (usage events).
+    instructions_template_version_id: uuid.UUID | None = None
+    task_template_version_id: uuid.UUID | None = None
 
 
 def conversation_id_of(thread_id: str) -> uuid.UUID:
@@ -105,7 +107,11 @@ async def prepare_run(
     model_clients: ModelClients,
     embedders: Embedders,
     title: str | None = None,
+    task_template_version_id: uuid.UUID | None = None,
 ) -> PreparedRun:
+    """The run's rows and its first reservation, in the request's transaction; what the
+    executor needs to stream it. `task_template_version_id`: the template version a quick
+    task's prompt (the run's user message) was rendered from."""
     agent = await agents_service.get_usable_agent(session, principal, agent_id)
     model, registered = await model_clients.chat_model(
         session, principal.organization_id, agent.chat_model_id, agent.model_settings.get("model")
@@ -242,7 +248,8 @@ async def prepare_run(
         server_tools=agent_tools,
         citations=citations,
         first_round_output_tokens=allowed,
-        prompt_template_version_id=template_version_id,
+        instructions_template_version_id=template_version_id,
+        task_template_version_id=task_template_version_id,
         output_tokens=output_tokens,
         reservation_seconds=reservation_seconds,
     )
@@ -259,10 +266,12 @@ async def quick_task_input(
     agent_id: uuid.UUID,
     task_id: uuid.UUID,
     data: QuickTaskRunRequest,
-) -> RunAgentInput:
+) -> tuple[RunAgentInput, uuid.UUID | None]:
+    """The run of a quick task: its user message is the task's prompt; and the template
+    version the prompt came from (`prepare_run`'s `task_template_version_id`)."""
     task = await quick_tasks.get_quick_task(session, principal, agent_id, task_id)
-    prompt = await quick_tasks.prompt_for(session, task, data.parameters)
-    return RunAgentInput(
+    prompt, version_id = await quick_tasks.prompt_for(session, task, data.parameters)
+    run_input = RunAgentInput(
         thread_id=data.thread_id or str(uuid.uuid4()),
         run_id=str(uuid.uuid4()),
         state={},
@@ -271,6 +280,7 @@ async def quick_task_input(
         context=[],
         forwarded_props={},
     )
+    return run_input, version_id
 
 
 def _attached_file_ids(message: Any) -> list[uuid.UUID]:

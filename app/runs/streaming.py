@@ -29,6 +29,7 @@ async def stream_run(
     admission: executor.Admission,
     agent_id: uuid.UUID,
     run_input: RunAgentInput,
+    task_template_version_id: uuid.UUID | None = None,
 ) -> StreamingResponse:
     requested_at = time.perf_counter()  # for the time to the first token
     state = request.app.state
@@ -40,6 +41,7 @@ async def stream_run(
         state.settings,
         state.model_clients,
         state.embedders,
+        task_template_version_id=task_template_version_id,
     )
     queue: executor.Events = asyncio.Queue()
 

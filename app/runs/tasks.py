@@ -108,15 +108,12 @@ async def _prepare(
             role=MembershipRole.member,
         )
         await set_tenant(session, principal.organization_id, principal.user_id)
+        prompt, version_id = await quick_tasks.prompt_for(session, task, {})
         run_input = RunAgentInput(
             thread_id=str(uuid.uuid4()),
             run_id=str(uuid.uuid4()),
             state={},
-            messages=[
-                UserMessage(
-                    id=str(uuid.uuid4()), content=await quick_tasks.prompt_for(session, task, {})
-                )
-            ],
+            messages=[UserMessage(id=str(uuid.uuid4()), content=prompt)],
             tools=[],
             context=[],
             forwarded_props={},
@@ -130,4 +127,5 @@ async def _prepare(
             context.additional_context["model_clients"],
             context.additional_context["embedders"],
             title=task.name,
+            task_template_version_id=version_id,
         )

@@ -61,6 +61,8 @@ class UsageEvent(TenantMixin, Base):
     # The price version charged (model_prices.id) and the cost in micro-USD, rounded up;
     # both None when the model has no price in force: no cost rather than a made-up one.
     price_id: Mapped[uuid.UUID | None]
-    # The prompt template version the call's instructions came from (app/prompts/), if any.
-    prompt_template_version_id: Mapped[uuid.UUID | None]
+    # The prompt template versions (app/prompts/) the call's instructions and its quick
+    # task's prompt came from, if any.
+    instructions_template_version_id: Mapped[uuid.UUID | None]
+    task_template_version_id: Mapped[uuid.UUID | None]
     cost_micro_usd: Mapped[int | None] = mapped_column(BigInteger)

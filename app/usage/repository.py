@@ -15,26 +15,29 @@ from app.usage.models import UsageEvent
 # The price in force when each call began (the newest version from before it), paired with
 # the model's owner as every query on model_prices is; the cost rounded up to a micro-USD.
 # Cached input tokens are part of the input tokens, charged at their own price. One
-# statement for a batch of calls of one attribution ($1-$5), the calls' own columns as arrays.
+# statement for a batch of calls of one attribution ($1-$5), the calls' own columns as
+# arrays ($6-$17).
 _RECORD = """
 INSERT INTO usage_events (
     organization_id, occurred_at, request_id, purpose, user_id, agent_id, conversation_id,
     run_id, model_id, model_name, input_tokens, cached_input_tokens, output_tokens,
-    tokens_estimated, latency_ms, prompt_template_version_id, price_id, cost_micro_usd
+    tokens_estimated, latency_ms, instructions_template_version_id, task_template_version_id,
+    price_id, cost_micro_usd
 )
 SELECT $1::uuid, c.occurred_at, c.request_id, c.purpose, $2::uuid, $3::uuid, $4::uuid,
        $5::text, c.model_id, c.model_name, c.input_tokens, c.cached_input_tokens,
-       c.output_tokens, c.tokens_estimated, c.latency_ms, c.prompt_template_version_id,
-       price.id,
+       c.output_tokens, c.tokens_estimated, c.latency_ms, c.instructions_template_version_id,
+       c.task_template_version_id, price.id,
        ceil(((c.input_tokens - c.cached_input_tokens)::numeric * price.input_micro_usd
              + c.cached_input_tokens::numeric * price.cached_input_micro_usd
              + c.output_tokens::numeric * price.output_micro_usd) / 1000000)::bigint
 FROM unnest(
     $6::timestamptz[], $7::text[], $8::text[], $9::uuid[], $10::text[], $11::int[], $12::int[],
-    $13::int[], $14::bool[], $15::int[], $16::uuid[]
+    $13::int[], $14::bool[], $15::int[], $16::uuid[], $17::uuid[]
 ) AS c(
     occurred_at, request_id, purpose, model_id, model_name, input_tokens, cached_input_tokens,
-    output_tokens, tokens_estimated, latency_ms, prompt_template_version_id
+    output_tokens, tokens_estimated, latency_ms, instructions_template_version_id,
+    task_template_version_id
 )
 LEFT JOIN LATERAL (
     SELECT p.id, p.input_micro_usd, p.cached_input_micro_usd, p.output_micro_usd
@@ -158,7 +161,8 @@ EXPORT_COLUMNS = (
     "output_tokens",
     "tokens_estimated",
     "latency_ms",
-    "prompt_template_version_id",
+    "instructions_template_version_id",
+    "task_template_version_id",
     "price_id",
     "cost_micro_usd",
 )

@@ -59,8 +59,10 @@ class ModelCall:
     output_tokens: int
     estimated: bool
     latency_ms: int | None
-    # The prompt template version that instructed the call (app/prompts/), if any.
-    prompt_template_version_id: uuid.UUID | None = None
+    # The prompt template versions (app/prompts/) of the call's instructions and of its
+    # quick task's prompt, if any.
+    instructions_template_version_id: uuid.UUID | None = None
+    task_template_version_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,8 @@ async def record(
             [call.output_tokens for call in calls],
             [call.estimated for call in calls],
             [call.latency_ms for call in calls],
-            [call.prompt_template_version_id for call in calls],
+            [call.instructions_template_version_id for call in calls],
+            [call.task_template_version_id for call in calls],
         ],
     )
     return [Recorded(row["occurred_at"], row["cost_micro_usd"], row["tokens"]) for row in rows]

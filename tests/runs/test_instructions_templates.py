@@ -1,5 +1,6 @@
-"""An agent's instructions from a prompt template: checked when the agent is saved, rendered
-at each run as its label points then, and the version recorded in the run's usage event."""
+"""An agent's instructions and a quick task's prompt from a prompt template: checked when
+saved, rendered at each run as the label points then, and the version recorded in the run's
+usage event."""
 
 import uuid
 from typing import Any
@@ -8,7 +9,8 @@ import httpx
 import pytest
 
 from tests import fake_openai
-from tests.runs.conftest import Service, new_agent, run_input
+from tests.runs.conftest import Service, new_agent, run_input, run_scheduled_quick_tasks
+from tests.runs.test_copilotkit_runtime import events_of
 from tests.runs.test_runs import run
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -73,8 +75,10 @@ async def test_a_run_is_instructed_by_the_version_its_label_points_at(
         template["id"],
     )
     assert service.rows(
-        "SELECT prompt_template_version_id FROM usage_events WHERE run_id = %s", run_id
-    ) == [(version_1,)]
+        "SELECT instructions_template_version_id, task_template_version_id"
+        " FROM usage_events WHERE run_id = %s",
+        run_id,
+    ) == [(version_1, None)]
 
     # A new version, and the label moved: the next run has it.
     base = f"{service.base_url}/prompt-templates/{template['id']}"
@@ -177,9 +181,46 @@ async def test_a_quick_task_says_its_template_rendered_with_the_runs_parameters(
         "POST", runs, json={"parameters": {"topic": "tea"}}, headers=service.headers()
     ) as response:
         assert response.status_code == 200
-        await response.aread()
+        events = events_of((await response.aread()).decode())
     last_user = [m for m in fake_openai.requests_seen[-1]["messages"] if m["role"] == "user"][-1]
     assert last_user["content"] == "Summarise tea for a child."
+    # The run's usage event names the version its prompt came from.
+    [(version_1,)] = service.rows(
+        "SELECT id FROM prompt_template_versions WHERE template_id = %s AND version = 1",
+        template["id"],
+    )
+    assert service.rows(
+        "SELECT instructions_template_version_id, task_template_version_id"
+        " FROM usage_events WHERE run_id = %s",
+        events[0]["runId"],
+    ) == [(None, version_1)]
+
+    # Scheduled, with every variable fixed: the scheduler's run records the version too.
+    scheduled = await http.post(
+        tasks,
+        json={
+            "name": "Tea brief",
+            "schedule": "0 7 * * *",
+            "prompt_template": {
+                "name": template["name"],
+                "variables": {"topic": "green tea", "reader": "a chemist"},
+            },
+        },
+        headers=service.headers(),
+    )
+    assert scheduled.status_code == 201, scheduled.text
+    service.rows(
+        "UPDATE agent_quick_tasks SET next_run_at = now() - interval '1 minute' "
+        "WHERE id = %s RETURNING id",
+        scheduled.json()["id"],
+    )
+    await run_scheduled_quick_tasks(service)
+    assert service.rows(
+        "SELECT u.task_template_version_id FROM usage_events AS u"
+        " JOIN conversations AS c ON c.id = u.conversation_id"
+        " WHERE c.agent_id = %s AND c.title = 'Tea brief'",
+        agent_id,
+    ) == [(version_1,)]
 
     missing = await http.post(runs, json={"parameters": {}}, headers=service.headers())
     assert missing.status_code == 422
